@@ -1,0 +1,113 @@
+"""One settings object, read explicitly at start from ``INTENTQ_*`` and ``intentq.toml``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from intentq.config.redact import redacted
+from intentq.errors import ConfigError
+
+ENV_PREFIX = "INTENTQ_"
+# Names the config file; it is not a setting itself.
+CONFIG_ENV = "INTENTQ_CONFIG"
+DEFAULT_CONFIG_FILE = "intentq.toml"
+
+# Embedded default: SQLite files in the working directory, nothing else to run.
+DEFAULT_DB_URL = "sqlite:///intentq.db"
+DEFAULT_BROKER_URL = "sqla+sqlite:///intentq-broker.db"
+DEFAULT_TTL = 24 * 3600.0  # keys outlive SQS FIFO's 5-minute dedup window by far
+DEFAULT_LEASE = 300.0  # 5 minutes, extended by a heartbeat while a tool runs
+DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_BACKOFF_BASE = 1.0
+DEFAULT_BACKOFF_MAX = 300.0
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024  # SQS's limit since 2025
+DEFAULT_MAX_RECEIVES = 50  # broker redeliveries before a message is dead-lettered regardless
+
+
+class Settings(BaseSettings):
+    """Everything intentq can be told; every field is ``INTENTQ_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, validate_default=True
+    )
+
+    transport: Literal["celery", "sqs"] = "celery"
+    app: str | None = Field(default=None, description="module:registry of the user's tools")
+    dedup_url: str = DEFAULT_DB_URL
+    dlq_url: str = DEFAULT_DB_URL
+    key_prefix: str = "intentq"
+    broker_url: str = DEFAULT_BROKER_URL
+    celery_queue: str = "intentq"
+    sqs_queue: str = "intentq"
+    sqs_dlq: str = "intentq-dlq"
+    sqs_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
+    sqs_wait_seconds: int = Field(default=20, ge=0, le=20)
+    sqs_batch_size: int = Field(default=10, ge=1, le=10)
+    concurrency: int = Field(default=8, ge=1)
+    dedup_ttl: float = Field(default=DEFAULT_TTL, gt=0)
+    lease: float = Field(default=DEFAULT_LEASE, gt=0)
+    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1)
+    max_receives: int = Field(default=DEFAULT_MAX_RECEIVES, ge=1)
+    backoff_base: float = Field(default=DEFAULT_BACKOFF_BASE, gt=0)
+    backoff_max: float = Field(default=DEFAULT_BACKOFF_MAX, gt=0)
+    max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, gt=0)
+    shutdown_grace: float = Field(default=30.0, ge=0)
+
+    @field_validator("app")
+    @classmethod
+    def _check_app(cls, value: str | None) -> str | None:
+        if value is not None and value.count(":") != 1:
+            raise ValueError("app must look like 'package.module:registry'")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, path))
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Read the environment and the config file now; errors become ``ConfigError``."""
+        known = {ENV_PREFIX + name.upper() for name in cls.model_fields} | {CONFIG_ENV}
+        unknown = sorted(
+            n for n in os.environ if n.upper().startswith(ENV_PREFIX) and n.upper() not in known
+        )
+        if unknown:
+            raise ConfigError(f"unknown setting {unknown[0]} (known: see README, Configuration)")
+        explicit = os.environ.get(CONFIG_ENV)
+        if explicit and not Path(explicit).is_file():
+            raise ConfigError(f"{CONFIG_ENV} names {explicit!r}, which is not a file")
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "settings"
+            raise ConfigError(f"bad setting {where}: {first['msg']}") from None
+        except Exception as exc:  # a TOML syntax error surfaces as the parser's own type
+            raise ConfigError(f"cannot read config: {exc}") from exc
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict, with every URL's secrets masked."""
+        out = self.model_dump()
+        for name, value in out.items():
+            if name.endswith("_url") and isinstance(value, str):
+                out[name] = redacted(value)
+        return out

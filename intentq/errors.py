@@ -1,0 +1,99 @@
+"""One exception tree for everything intentq raises."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class IntentqError(Exception):
+    """Root of every error intentq raises."""
+
+
+class ConfigError(IntentqError):
+    """The settings are missing, malformed or contradictory."""
+
+
+class InvalidIntent(IntentqError):
+    """A message is not a valid intent envelope; ``reason`` says why in one word."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+class RegistryError(IntentqError):
+    """A tool was registered wrongly (bad name, duplicate name, bad options)."""
+
+
+class UnknownTool(IntentqError):
+    """No tool of that name is registered."""
+
+    def __init__(self, tool: str) -> None:
+        super().__init__(f"unknown tool {tool!r}")
+        self.tool = tool
+
+
+class InvalidArgs(IntentqError):
+    """A tool's arguments failed its schema; ``detail`` keeps the validator's text."""
+
+    def __init__(self, tool: str, detail: str) -> None:
+        super().__init__(f"arguments for {tool!r} failed validation: {detail}")
+        self.tool = tool
+        self.detail = detail
+
+
+class TransientError(IntentqError):
+    """Raised by a tool (or by intentq) to say: this may succeed if retried later."""
+
+
+class DedupError(IntentqError):
+    """The idempotency store refused or failed an operation."""
+
+
+class LeaseLost(DedupError):
+    """The caller's fencing token no longer owns the record: another worker took over."""
+
+    def __init__(self, tool: str, key: str, token: str, record: Any = None) -> None:
+        super().__init__(f"lease lost on {tool}:{key} (token {token[:8]}...)")
+        self.tool = tool
+        self.key = key
+        self.token = token
+        self.record = record
+
+
+class StoreUnavailable(DedupError, TransientError):
+    """The idempotency store cannot be reached; never run a tool without a claim."""
+
+
+class DLQError(IntentqError):
+    """The dead-letter store refused or failed an operation."""
+
+
+class DLQUnavailable(DLQError, TransientError):
+    """The dead-letter store cannot be reached."""
+
+
+class LetterNotFound(DLQError):
+    """No dead letter has that id."""
+
+    def __init__(self, letter_id: str) -> None:
+        super().__init__(f"no dead letter with id {letter_id!r}")
+        self.letter_id = letter_id
+
+
+class TransportError(IntentqError):
+    """A broker call failed."""
+
+
+class TransportUnavailable(TransportError, TransientError):
+    """The broker cannot be reached."""
+
+
+class Retry(IntentqError):
+    """Control flow: the current delivery is to be retried after ``delay`` seconds."""
+
+    def __init__(self, delay: float, spend_attempt: bool = True) -> None:
+        super().__init__(f"retry in {delay:.3f}s")
+        self.delay = delay
+        self.spend_attempt = spend_attempt

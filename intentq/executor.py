@@ -1,0 +1,384 @@
+"""Transport-free decisions: envelope in, outcome out. Both consumers use this one module.
+
+A transport hands over the raw body and what it knows of the delivery; the executor parses,
+claims the key in the store, runs the tool with its lease kept alive, records the result and
+answers with an ``Outcome`` the transport carries out with its own verbs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from intentq.context import ToolContext
+from intentq.dedup.base import (
+    Acquired,
+    Busy,
+    Cached,
+    Claim,
+    ClaimRequest,
+    Dead,
+    DedupStore,
+    Mismatch,
+    TransactionalStore,
+)
+from intentq.dlq.base import DeadLetter, Reason
+from intentq.errors import (
+    ConfigError,
+    InvalidArgs,
+    InvalidIntent,
+    LeaseLost,
+    Retry,
+    StoreUnavailable,
+    UnknownTool,
+)
+from intentq.heartbeat import Heartbeat
+from intentq.intent import Intent, canonical_json, fingerprint, normalize_key
+from intentq.outcome import Ack, AlreadyDead, Delivery, Outcome, RetryLater, SendToDLQ
+from intentq.policy import Policy, is_retryable
+from intentq.registry import Registry, ToolSpec
+
+log = logging.getLogger("intentq.executor")
+
+# When the store is down, the message comes back after about this long (plus jitter).
+STORE_OUTAGE_DELAY = 2.0
+HeartbeatFn = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    """A delivery that parsed and validated: ready to claim."""
+
+    spec: ToolSpec
+    key: str
+    intent_id: str
+    args: Any  # validated: a model instance, or a dict
+    fingerprint: str
+    body: bytes
+    delivery: Delivery
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def tool(self) -> str:
+        return self.spec.name
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Executor:
+    """Runs each ``(tool, key)`` at most once and says what to do with every delivery."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        store: DedupStore,
+        policy: Policy | None = None,
+        heartbeat: Heartbeat | None = None,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.policy = policy or Policy()
+        self.heartbeat = heartbeat or Heartbeat()
+
+    # -- parse ---------------------------------------------------------------------------
+
+    def prepare(self, body: bytes, delivery: Delivery) -> Job | SendToDLQ:
+        """Parse and validate an envelope; poison becomes ``SendToDLQ`` at once."""
+        try:
+            intent = Intent.parse(body, max_bytes=self.policy.max_message_bytes)
+        except InvalidIntent as exc:
+            return self._letter(
+                body, delivery, Reason.POISON, exc, error_type=f"InvalidIntent.{exc.reason}"
+            )
+        try:
+            spec = self.registry.get(intent.tool)
+        except UnknownTool as exc:
+            return self._letter(body, delivery, Reason.UNKNOWN_TOOL, exc, intent=intent)
+        return self.prepare_job(
+            spec, intent.args, intent.key, intent.intent_id, body, delivery, intent.meta
+        )
+
+    def prepare_job(
+        self,
+        spec: ToolSpec,
+        args: Mapping[str, Any],
+        key: str,
+        intent_id: str,
+        body: bytes,
+        delivery: Delivery,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Job | SendToDLQ:
+        """Validate a job that did not come as an envelope (a plain Celery task, say)."""
+        try:
+            key = normalize_key(key)
+            digest = fingerprint(spec.name, args)
+        except (InvalidIntent, TypeError, ValueError) as exc:
+            return self._letter(
+                body, delivery, Reason.POISON, exc, tool=spec.name, intent_id=intent_id
+            )
+        try:
+            validated = spec.validate(args)
+        except InvalidArgs as exc:
+            return self._letter(
+                body, delivery, Reason.SCHEMA, exc, tool=spec.name, key=key, intent_id=intent_id
+            )
+        return Job(spec, key, intent_id, validated, digest, body, delivery, dict(meta or {}))
+
+    # -- claim ---------------------------------------------------------------------------
+
+    def claim(self, jobs: Sequence[Job]) -> list[Claim | RetryLater]:
+        """Claim a batch in one store call; an outage answers ``RetryLater`` for each."""
+        requests = [
+            ClaimRequest(
+                job.tool,
+                job.key,
+                job.fingerprint,
+                self.policy.lease_for(job.spec),
+                self.policy.ttl_for(job.spec),
+            )
+            for job in jobs
+        ]
+        try:
+            return list(self.store.claim_many(requests))
+        except StoreUnavailable as exc:
+            log.warning("store unavailable, deferring %d message(s): %s", len(jobs), exc)
+            return [self._outage(str(exc)) for _ in jobs]
+
+    def process(
+        self, body: bytes, delivery: Delivery, heartbeat: HeartbeatFn | None = None
+    ) -> Outcome:
+        """Everything for one message: prepare, claim, run, record."""
+        job = self.prepare(body, delivery)
+        if isinstance(job, SendToDLQ):
+            return job
+        return self.resolve(job, self.claim([job])[0], heartbeat)
+
+    # -- decide --------------------------------------------------------------------------
+
+    def resolve(
+        self, job: Job, claim: Claim | RetryLater, heartbeat: HeartbeatFn | None = None
+    ) -> Outcome:
+        """Turn a claim into an outcome, running the tool when the claim was acquired."""
+        if isinstance(claim, RetryLater):
+            return claim
+        if isinstance(claim, Cached):
+            return Ack(claim.result, cached=True)
+        if isinstance(claim, Dead):
+            return AlreadyDead(claim.error)
+        if isinstance(claim, Mismatch):
+            detail = (
+                f"key {job.key!r} was first used with fingerprint {claim.existing[:12]}..., "
+                f"now with {claim.fingerprint[:12]}..."
+            )
+            return self._job_letter(
+                job, Reason.KEY_REUSE_MISMATCH, "KeyReuseMismatch", detail, attempts=0
+            )
+        if isinstance(claim, Busy):
+            if job.delivery.receive_count > self.policy.max_receives:
+                return self._job_letter(
+                    job,
+                    Reason.EXHAUSTED,
+                    "TooManyReceives",
+                    f"received {job.delivery.receive_count} times while another worker held the key",
+                    attempts=0,
+                )
+            return RetryLater(claim.retry_after, spend_attempt=False, why="busy")
+        return self._run(job, claim, heartbeat)
+
+    def _run(self, job: Job, claim: Acquired, heartbeat: HeartbeatFn | None) -> Outcome:
+        spec, max_attempts = job.spec, self.policy.max_attempts_for(job.spec)
+        if claim.attempt > max_attempts or job.delivery.receive_count > self.policy.max_receives:
+            # Earlier owners claimed and never finished: this message kills its worker.
+            detail = (
+                f"claimed {claim.attempt} times (max_attempts {max_attempts}) without finishing"
+            )
+            if claim.attempt <= max_attempts:
+                detail = (
+                    f"received {job.delivery.receive_count} times (max {self.policy.max_receives})"
+                )
+            return self._fail(job, claim, Reason.CRASH_LOOP, "CrashLoop", detail, None)
+        lease = self.policy.lease_for(spec)
+        ctx = ToolContext(
+            tool=spec.name,
+            key=job.key,
+            intent_id=job.intent_id,
+            attempt=claim.attempt,
+            meta=job.meta,
+            logger=logging.getLogger(f"intentq.tool.{spec.name}"),
+        )
+
+        def beat() -> None:
+            self.store.extend(job.tool, job.key, claim.token, lease)
+            if heartbeat is not None:
+                heartbeat()
+
+        try:
+            with self.heartbeat.beating(lease / 3, beat):
+                if spec.transactional:
+                    result = self._run_transactional(job, claim, ctx)
+                else:
+                    result = spec.handler(job.args, ctx)
+                    canonical_json(result)
+        except LeaseLost:
+            log.warning(
+                "%s:%s lost its lease while running; another worker owns it", job.tool, job.key
+            )
+            return Ack(None, cached=False, lease_lost=True)
+        except Exception as exc:
+            return self._failed(job, claim, exc, max_attempts)
+        if not spec.transactional:
+            return self._complete(job, claim, result)
+        return Ack(result)
+
+    def _run_transactional(self, job: Job, claim: Acquired, ctx: ToolContext) -> Any:
+        if not isinstance(self.store, TransactionalStore):
+            raise ConfigError(f"tool {job.tool!r} is transactional but the store is not SQL")
+        with self.store.transaction(
+            job.tool, job.key, claim.token, self.policy.ttl_for(job.spec)
+        ) as txn:
+            result = job.spec.handler(job.args, _with_session(ctx, txn.session))
+            canonical_json(result)
+            txn.complete(result)
+        return result
+
+    def _complete(self, job: Job, claim: Acquired, result: Any) -> Outcome:
+        # The side effect happened: keep trying to record it for up to one lease, because a
+        # message retried without a completion record would be taken over and run again.
+        deadline = time.monotonic() + self.policy.lease_for(job.spec)
+        delay = 0.05
+        while True:
+            try:
+                self.store.complete(
+                    job.tool, job.key, claim.token, result, self.policy.ttl_for(job.spec)
+                )
+                return Ack(result)
+            except LeaseLost:
+                log.warning("%s:%s: completed after losing the lease", job.tool, job.key)
+                return Ack(result, lease_lost=True)
+            except StoreUnavailable as exc:
+                if time.monotonic() + delay > deadline:
+                    log.error("%s:%s ran but could not be recorded: %s", job.tool, job.key, exc)
+                    return self._outage(str(exc))
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _failed(self, job: Job, claim: Acquired, exc: Exception, max_attempts: int) -> Outcome:
+        if isinstance(exc, Retry | ConfigError):
+            retryable = isinstance(exc, Retry)
+        else:
+            retryable = is_retryable(job.spec, exc)
+        name, message = type(exc).__name__, str(exc)
+        tb = "".join(traceback.format_exception(exc))
+        if not retryable:
+            return self._fail(job, claim, Reason.PERMANENT, name, message, tb)
+        if claim.attempt >= max_attempts:
+            return self._fail(job, claim, Reason.EXHAUSTED, name, message, tb)
+        try:
+            self.store.release(job.tool, job.key, claim.token)
+        except LeaseLost:
+            return Ack(None, lease_lost=True)
+        except StoreUnavailable as e:
+            log.warning(
+                "could not release %s:%s (%s); its lease will run out", job.tool, job.key, e
+            )
+        delay = exc.delay if isinstance(exc, Retry) else self.policy.backoff(claim.attempt)
+        return RetryLater(delay, spend_attempt=True, why=f"{name}: {message}"[:200])
+
+    def _fail(
+        self,
+        job: Job,
+        claim: Acquired,
+        reason: Reason,
+        error_type: str,
+        message: str,
+        tb: str | None,
+    ) -> Outcome:
+        error = {"reason": str(reason), "type": error_type, "message": message[:2000]}
+        try:
+            self.store.fail(job.tool, job.key, claim.token, error, self.policy.ttl_for(job.spec))
+        except LeaseLost:
+            return Ack(None, lease_lost=True)
+        except StoreUnavailable as exc:
+            # The letter still goes to the DLQ; the record's lease runs out and a duplicate
+            # may try again, which is what a replay would do anyway.
+            log.warning("could not mark %s:%s failed: %s", job.tool, job.key, exc)
+        return self._job_letter(job, reason, error_type, message, attempts=claim.attempt, tb=tb)
+
+    # -- letters -------------------------------------------------------------------------
+
+    def _outage(self, why: str) -> RetryLater:
+        return RetryLater(self.policy.backoff(1) + STORE_OUTAGE_DELAY, spend_attempt=False, why=why)
+
+    def _job_letter(
+        self,
+        job: Job,
+        reason: Reason,
+        error_type: str,
+        message: str,
+        attempts: int,
+        tb: str | None = None,
+    ) -> SendToDLQ:
+        now = _now()
+        return SendToDLQ(
+            DeadLetter(
+                id="",
+                body=job.body,
+                reason=reason,
+                tool=job.tool,
+                key=job.key,
+                intent_id=job.intent_id,
+                error_type=error_type,
+                error_message=message,
+                traceback=tb,
+                attempts=attempts,
+                source_transport=job.delivery.transport,
+                source_queue=job.delivery.queue,
+                first_seen=now,
+                dead_at=now,
+            )
+        )
+
+    def _letter(
+        self,
+        body: bytes,
+        delivery: Delivery,
+        reason: Reason,
+        exc: Exception,
+        *,
+        intent: Intent | None = None,
+        tool: str | None = None,
+        key: str | None = None,
+        intent_id: str | None = None,
+        error_type: str | None = None,
+    ) -> SendToDLQ:
+        now = _now()
+        return SendToDLQ(
+            DeadLetter(
+                id="",
+                body=body,
+                reason=reason,
+                tool=intent.tool if intent else tool,
+                key=intent.key if intent else key,
+                intent_id=intent.intent_id if intent else intent_id,
+                error_type=error_type or type(exc).__name__,
+                error_message=str(exc)[:2000],
+                attempts=0,
+                source_transport=delivery.transport,
+                source_queue=delivery.queue,
+                first_seen=now,
+                dead_at=now,
+            )
+        )
+
+
+def _with_session(ctx: ToolContext, session: Any) -> ToolContext:
+    from dataclasses import replace
+
+    return replace(ctx, session=session)

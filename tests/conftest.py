@@ -1,0 +1,3 @@
+"""Shared fixtures: real services live in tests/support/services.py."""
+
+pytest_plugins = ["tests.support.services"]

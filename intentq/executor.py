@@ -186,7 +186,7 @@ class Executor:
                     job,
                     Reason.EXHAUSTED,
                     "TooManyReceives",
-                    f"received {job.delivery.receive_count} times while another worker held the key",
+                    f"received {job.delivery.receive_count} times while another worker held it",
                     attempts=0,
                 )
             return RetryLater(claim.retry_after, spend_attempt=False, why="busy")

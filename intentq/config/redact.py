@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:@/]*):(?P<pw>[^@/]*)@")
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:@/]*):(?P<pw>[^@\s]*)@")
 _QUERY_SECRET = re.compile(
     r"(?P<name>(?:password|secret|token|aws_secret_access_key|sig)=)[^&]*", re.IGNORECASE
 )

@@ -1,0 +1,341 @@
+"""The executor's decisions, on the in-memory store: every outcome and poison reason."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from intentq import Registry, Retry, ToolContext, TransientError
+from intentq.dedup.base import Acquired, Busy, State
+from intentq.dedup.memory import MemoryDedupStore
+from intentq.errors import StoreUnavailable
+from intentq.executor import Executor
+from intentq.intent import Intent
+from intentq.outcome import Ack, AlreadyDead, Delivery, RetryLater, SendToDLQ
+from intentq.policy import Policy
+
+DELIVERY = Delivery(transport="memory", queue="q", message_id="m-1")
+
+
+class Slot(BaseModel):
+    slot: str
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class World:
+    """A registry of test tools with call counters, a store and an executor."""
+
+    def __init__(self, policy: Policy | None = None, store: Any = None) -> None:
+        self.calls: dict[str, int] = {}
+        self.clock = Clock()
+        self.store = store or MemoryDedupStore(clock=self.clock)
+        self.registry = Registry()
+        self.release = threading.Event()
+        self.started = threading.Event()
+        reg = self.registry
+
+        def count(name: str) -> int:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return self.calls[name]
+
+        @reg.tool("book", args=Slot)
+        def book(args: Slot, ctx: ToolContext) -> dict[str, Any]:
+            count("book")
+            return {"slot": args.slot, "attempt": ctx.attempt}
+
+        @reg.tool("falsy")
+        def falsy(args: dict[str, Any], ctx: ToolContext) -> Any:
+            count("falsy")
+            return args["value"]
+
+        @reg.tool("flaky", max_attempts=3)
+        def flaky(args: dict[str, Any], ctx: ToolContext) -> str:
+            if count("flaky") <= args["fail_times"]:
+                raise TransientError("try again")
+            return "ok"
+
+        @reg.tool("timeout", retry_on=(KeyError,))
+        def timeout(args: dict[str, Any], ctx: ToolContext) -> str:
+            count("timeout")
+            raise {"t": TimeoutError("slow"), "k": KeyError("x"), "c": ConnectionError("x")}[
+                args["e"]
+            ]
+
+        @reg.tool("broken")
+        def broken(args: dict[str, Any], ctx: ToolContext) -> str:
+            count("broken")
+            raise ValueError("bad input downstream")
+
+        @reg.tool("later")
+        def later(args: dict[str, Any], ctx: ToolContext) -> str:
+            count("later")
+            raise Retry(7.5)
+
+        @reg.tool("unjsonable")
+        def unjsonable(args: dict[str, Any], ctx: ToolContext) -> object:
+            count("unjsonable")
+            return object()
+
+        @reg.tool("slow", lease=0.3)
+        def slow(args: dict[str, Any], ctx: ToolContext) -> str:
+            count("slow")
+            self.started.set()
+            assert self.release.wait(10)
+            return "done"
+
+        self.executor = Executor(self.registry, self.store, policy or Policy(backoff_base=2.0))
+
+    def run(self, intent: Intent, delivery: Delivery = DELIVERY, **kw: Any) -> Any:
+        return self.executor.process(intent.to_json(), delivery, **kw)
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def test_first_delivery_runs_and_acks(world: World) -> None:
+    out = world.run(Intent.create("book", {"slot": "15:00"}, key="k1"))
+    assert out == Ack({"slot": "15:00", "attempt": 1}, cached=False)
+    record = world.store.get("book", "k1")
+    assert record is not None and record.state is State.COMPLETED
+
+
+def test_duplicates_get_the_first_result_without_running(world: World) -> None:
+    first = world.run(Intent.create("book", {"slot": "15:00"}, key="k1"))
+    for _ in range(4):
+        dup = world.run(Intent.create("book", {"slot": "15:00"}, key="k1"))
+        assert dup == Ack(first.result, cached=True)
+    assert world.calls["book"] == 1
+
+
+@pytest.mark.parametrize("value", [0, False, "", [], {}, None])
+def test_falsy_results_are_cached(world: World, value: Any) -> None:
+    world.run(Intent.create("falsy", {"value": value}, key="f"))
+    again = world.run(Intent.create("falsy", {"value": value}, key="f"))
+    assert again == Ack(value, cached=True)
+    assert world.calls["falsy"] == 1
+
+
+def test_duplicate_while_first_runs_is_deferred_without_spending(world: World) -> None:
+    intent = Intent.create("slow", {}, key="s")
+    results: list[Any] = []
+    runner = threading.Thread(target=lambda: results.append(world.run(intent)))
+    runner.start()
+    assert world.started.wait(5)
+    dup = world.run(intent)
+    assert isinstance(dup, RetryLater)
+    assert dup.spend_attempt is False
+    assert 0 < dup.delay <= 0.3
+    world.release.set()
+    runner.join(10)
+    assert results == [Ack("done")]
+    assert world.calls["slow"] == 1
+
+
+def test_heartbeat_keeps_a_long_tool_leased() -> None:
+    """The tool runs for 3x its lease on the real clock; the lease never lapses."""
+    w = World(store=MemoryDedupStore())
+    beats: list[int] = []
+    intent = Intent.create("slow", {}, key="long")
+    results: list[Any] = []
+    runner = threading.Thread(
+        target=lambda: results.append(w.run(intent, heartbeat=lambda: beats.append(1)))
+    )
+    runner.start()
+    assert w.started.wait(5)
+    import time
+
+    deadline = time.monotonic() + 0.9  # three leases of 0.3 s
+    while time.monotonic() < deadline:
+        assert isinstance(w.store.claim("slow", "long", intent.fingerprint), Busy)
+        time.sleep(0.05)
+    w.release.set()
+    runner.join(10)
+    assert results == [Ack("done")]
+    assert len(beats) >= 3  # the transport's heartbeat (visibility) was called too
+
+
+def test_transient_failure_releases_and_backs_off(world: World) -> None:
+    intent = Intent.create("flaky", {"fail_times": 2}, key="fl")
+    first = world.run(intent)
+    assert isinstance(first, RetryLater) and first.spend_attempt
+    assert 0 <= first.delay <= 2.0  # full jitter under base * 2**0
+    record = world.store.get("flaky", "fl")
+    assert record is not None and record.token == "" and record.attempts == 1
+    second = world.run(intent)
+    assert isinstance(second, RetryLater) and 0 <= second.delay <= 4.0
+    assert world.run(intent) == Ack("ok")
+    assert world.calls["flaky"] == 3
+    assert world.store.get("flaky", "fl").attempts == 3  # type: ignore[union-attr]
+
+
+def test_transient_failures_past_max_attempts_are_exhausted(world: World) -> None:
+    intent = Intent.create("flaky", {"fail_times": 99}, key="ex")
+    outcomes = [world.run(intent) for _ in range(3)]
+    assert [type(o) for o in outcomes] == [RetryLater, RetryLater, SendToDLQ]
+    letter = outcomes[-1].letter
+    assert (letter.reason, letter.error_type, letter.attempts) == ("exhausted", "TransientError", 3)
+    assert "try again" in (letter.traceback or "")
+    assert isinstance(world.run(intent), AlreadyDead)
+    assert world.calls["flaky"] == 3
+
+
+@pytest.mark.parametrize("kind", ["t", "k", "c"])
+def test_timeouts_connection_errors_and_retry_on_are_retryable(world: World, kind: str) -> None:
+    out = world.run(Intent.create("timeout", {"e": kind}))
+    assert isinstance(out, RetryLater) and out.spend_attempt
+
+
+def test_retry_exception_sets_the_delay(world: World) -> None:
+    out = world.run(Intent.create("later", {}))
+    assert out == RetryLater(7.5, spend_attempt=True, why=out.why)
+
+
+def test_permanent_error_dead_letters_at_once(world: World) -> None:
+    intent = Intent.create("broken", {}, key="b")
+    out = world.run(intent)
+    assert isinstance(out, SendToDLQ)
+    assert (out.reason, out.letter.error_type, out.letter.attempts) == (
+        "permanent",
+        "ValueError",
+        1,
+    )
+    assert out.letter.body == intent.to_json()
+    assert (out.letter.tool, out.letter.key, out.letter.intent_id) == (
+        "broken",
+        "b",
+        intent.intent_id,
+    )
+    assert out.letter.source_transport == "memory" and out.letter.source_queue == "q"
+    dup = world.run(intent)
+    assert isinstance(dup, AlreadyDead) and dup.error["reason"] == "permanent"
+    assert world.calls["broken"] == 1
+
+
+def test_unserialisable_result_is_permanent_and_never_rerun(world: World) -> None:
+    intent = Intent.create("unjsonable", {}, key="u")
+    assert isinstance(world.run(intent), SendToDLQ)
+    assert isinstance(world.run(intent), AlreadyDead)
+    assert world.calls["unjsonable"] == 1
+
+
+def test_key_reuse_with_other_args_is_a_mismatch(world: World) -> None:
+    world.run(Intent.create("book", {"slot": "15:00"}, key="same"))
+    out = world.run(Intent.create("book", {"slot": "16:00"}, key="same"))
+    assert isinstance(out, SendToDLQ) and out.reason == "key_reuse_mismatch"
+    assert world.run(Intent.create("book", {"slot": "15:00"}, key="same")) == Ack(
+        {"slot": "15:00", "attempt": 1}, cached=True
+    )
+
+
+def test_crash_loop_is_dead_lettered_without_running(world: World) -> None:
+    """Owners that never finish: each claim takes over the last; past max_attempts, dead."""
+    intent = Intent.create("book", {"slot": "9"}, key="crash")
+    for attempt in range(1, 6):
+        claim = world.store.claim("book", "crash", intent.fingerprint, lease=1)
+        assert isinstance(claim, Acquired) and claim.attempt == attempt
+        world.clock.now += 2  # the owner died; its lease ran out
+    out = world.run(intent)
+    assert isinstance(out, SendToDLQ)
+    assert (out.reason, out.letter.attempts) == ("crash_loop", 6)
+    assert "book" not in world.calls
+
+
+def test_too_many_receives_is_dead_lettered(world: World) -> None:
+    intent = Intent.create("book", {"slot": "9"})
+    out = world.run(intent, Delivery("sqs", "q", "m", receive_count=51))
+    assert isinstance(out, SendToDLQ) and out.reason == "crash_loop"
+    assert "book" not in world.calls
+
+
+def test_lost_lease_is_acked_without_overwriting_the_new_owner(world: World) -> None:
+    intent = Intent.create("book", {"slot": "1"}, key="lost")
+    job = world.executor.prepare(intent.to_json(), DELIVERY)
+    assert not isinstance(job, SendToDLQ)
+    claim = world.store.claim("book", "lost", intent.fingerprint, lease=1)
+    assert isinstance(claim, Acquired)
+    world.clock.now += 2
+    taker = world.store.claim("book", "lost", intent.fingerprint, lease=100)
+    assert isinstance(taker, Acquired) and taker.takeover
+    out = world.executor.resolve(job, claim)
+    assert out == Ack({"slot": "1", "attempt": 1}, lease_lost=True)
+    record = world.store.get("book", "lost")
+    assert record is not None and record.state is State.IN_PROGRESS and record.token == taker.token
+
+
+class DownStore(MemoryDedupStore):
+    """A store whose every call fails as an unreachable server's would."""
+
+    def __init__(self, fail_complete_times: int = 10**9, down_claims: bool = True) -> None:
+        super().__init__()
+        self.fail_complete_times = fail_complete_times
+        self.down_claims = down_claims
+
+    def claim(self, *a: Any, **k: Any) -> Any:
+        if self.down_claims:
+            raise StoreUnavailable("connection refused")
+        return super().claim(*a, **k)
+
+    def complete(self, *a: Any, **k: Any) -> None:
+        if self.fail_complete_times > 0:
+            self.fail_complete_times -= 1
+            raise StoreUnavailable("connection refused")
+        super().complete(*a, **k)
+
+
+def test_store_outage_never_runs_the_tool() -> None:
+    w = World(store=DownStore())
+    out = w.run(Intent.create("book", {"slot": "1"}))
+    assert isinstance(out, RetryLater) and out.spend_attempt is False
+    assert w.calls == {}
+
+
+def test_completion_is_retried_through_a_short_outage() -> None:
+    w = World(store=DownStore(fail_complete_times=3, down_claims=False))
+    intent = Intent.create("book", {"slot": "1"}, key="c")
+    assert w.run(intent) == Ack({"slot": "1", "attempt": 1})
+    assert w.store.get("book", "c").state is State.COMPLETED  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason", "error_type"),
+    [
+        (b"{nope", "poison", "InvalidIntent.malformed_json"),
+        (b"[]", "poison", "InvalidIntent.not_an_object"),
+        (b'{"v": 9}', "poison", "InvalidIntent.unsupported_version"),
+        (b'{"v": 1}', "poison", "InvalidIntent.missing_field"),
+        (b"x" * 2000, "poison", "InvalidIntent.too_large"),
+    ],
+)
+def test_poison_bodies(body: bytes, reason: str, error_type: str) -> None:
+    w = World(policy=Policy(max_message_bytes=1000))
+    out = w.executor.process(body, DELIVERY)
+    assert isinstance(out, SendToDLQ)
+    assert (out.reason, out.letter.error_type, out.letter.body) == (reason, error_type, body)
+
+
+def test_bad_key_is_poison(world: World) -> None:
+    body = Intent.create("book", {"slot": "1"}).to_json().replace(b'"key":"', b'"key":"bad key ')
+    out = world.executor.process(body, DELIVERY)
+    assert isinstance(out, SendToDLQ) and out.letter.error_type == "InvalidIntent.bad_key"
+
+
+def test_unknown_tool_and_schema_failures(world: World) -> None:
+    unknown = world.run(Intent.create("cancel", {}))
+    assert isinstance(unknown, SendToDLQ) and unknown.reason == "unknown_tool"
+    assert unknown.letter.tool == "cancel"
+    bad = world.run(Intent.create("book", {"slot": 15}, key="sch"))
+    assert isinstance(bad, SendToDLQ) and bad.reason == "schema"
+    assert "slot" in (bad.letter.error_message or "") and bad.letter.key == "sch"
+    assert world.store.get("book", "sch") is None  # poison never claims

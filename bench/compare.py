@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import platform
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -26,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import redis
+
+if __package__ in (None, ""):  # run as a script: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._redis_server import OwnRedis, total_calls
 from intentq.dedup.base import Acquired, Cached
@@ -148,7 +152,8 @@ def main() -> None:
         f"Machine: {platform.machine()}, {platform.python_implementation()} "
         f"{platform.python_version()}, redis-server on loopback, n={opts.n} per workload.",
         "",
-        "| contender | new keys/s | round trips | duplicates/s | round trips | vs intentq (new, dup) |",
+        "| contender | new keys/s | round trips | duplicates/s | round trips "
+        "| vs intentq (new, dup) |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, r in results.items():

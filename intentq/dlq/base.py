@@ -104,6 +104,11 @@ class DeadLetterStore(ABC):
                 return
             cursor = page.cursor
 
+    def delete_many(self, filter: LetterFilter | None = None) -> int:
+        """Remove every matching letter (every letter for ``None``); returns how many."""
+        # Deleting behind the cursor is safe: a page starts after the last id already seen.
+        return sum(1 for letter in self.iter(filter) if self.delete(letter.id))
+
     def create_schema(self) -> None:  # noqa: B027 - optional hook
         """Create the table or queue the backend needs; idempotent."""
 

@@ -10,8 +10,9 @@ from intentq.errors import ConfigError
 def open_dlq(url: str, **options: object) -> DeadLetterStore:
     """``memory://``, ``postgresql+psycopg://...``, ``sqlite:///...``, ``sqs://queue-name``.
 
-    ``sqs://NAME`` (or an ``http(s)://`` queue URL after ``sqs+``) takes ``endpoint_url`` and
-    ``region`` from ``options``.
+    ``sqs://NAME`` (or an ``http(s)://`` queue URL after ``sqs+``) takes ``endpoint_url``,
+    ``region``, ``client`` and the other keywords of ``SqsDeadLetterStore.from_url``; SQL URLs
+    take ``table_name``.
     """
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     if scheme == "memory":
@@ -21,7 +22,7 @@ def open_dlq(url: str, **options: object) -> DeadLetterStore:
     if scheme.startswith(("postgresql", "sqlite")):
         from intentq.dlq.sql import SqlDeadLetterStore
 
-        return SqlDeadLetterStore.from_url(url)
+        return SqlDeadLetterStore.from_url(url, **options)  # type: ignore[arg-type]
     if scheme in ("sqs", "sqs+http", "sqs+https"):
         from intentq.dlq.sqs import SqsDeadLetterStore
 

@@ -12,6 +12,13 @@ from intentq.errors import LetterNotFound
 from intentq.intent import new_intent_id
 
 
+def _utc(value: datetime | None) -> datetime | None:
+    """Aware UTC, as the other backends give times back (a naive time is taken as UTC)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class MemoryDeadLetterStore(DeadLetterStore):
     """Letters in a dict, ordered by their time-ordered ids."""
 
@@ -26,8 +33,9 @@ class MemoryDeadLetterStore(DeadLetterStore):
             self._letters[letter_id] = replace(
                 letter,
                 id=letter_id,
-                dead_at=letter.dead_at or now,
-                first_seen=letter.first_seen or letter.dead_at or now,
+                dead_at=_utc(letter.dead_at) or now,
+                first_seen=_utc(letter.first_seen or letter.dead_at) or now,
+                last_replayed_at=_utc(letter.last_replayed_at),
             )
             return letter_id
 

@@ -1,0 +1,50 @@
+"""Purge dead letters by id, by age or all of them; returns how many went."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from intentq.dlq.base import DeadLetterStore, LetterFilter
+
+_AGE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*\Z", re.IGNORECASE)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str) -> timedelta:
+    """``"90s"``, ``"30m"``, ``"12h"``, ``"7d"``, ``"2w"`` -> a ``timedelta``."""
+    match = _AGE.match(text)
+    if match is None:
+        raise ValueError(f"not an age: {text!r} (use e.g. 90s, 30m, 12h, 7d, 2w)")
+    return timedelta(seconds=float(match[1]) * _UNITS[match[2].lower()])
+
+
+def purge(
+    dlq: DeadLetterStore,
+    *,
+    ids: Sequence[str] = (),
+    older_than: timedelta | None = None,
+    all_letters: bool = False,
+    filter: LetterFilter | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Delete the letters named by exactly one of ``ids``, ``older_than`` or ``all_letters``.
+
+    ``older_than`` removes letters dead before ``now - older_than``; ``filter`` narrows
+    ``older_than`` and ``all_letters`` further (a tool, a reason). Returns the number deleted.
+    """
+    chosen = sum([bool(ids), older_than is not None, all_letters])
+    if chosen != 1:
+        raise ValueError("purge takes exactly one of: ids, older_than, all_letters")
+    base = filter or LetterFilter()
+    if ids:
+        return dlq.delete_many(LetterFilter(ids=tuple(ids)))
+    if older_than is not None:
+        if older_than < timedelta(0):
+            raise ValueError("older_than must not be negative")
+        cutoff = (now or datetime.now(UTC)) - older_than
+        until = min(cutoff, base.until) if base.until is not None else cutoff
+        return dlq.delete_many(replace(base, until=until))
+    return dlq.delete_many(base)

@@ -1,0 +1,197 @@
+"""Dead letters in a SQL table (SQLAlchemy 2 Core): PostgreSQL via psycopg 3, or SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import ColumnElement, Connection, Engine, RowMapping
+
+from intentq.config.redact import redacted
+from intentq.dlq.base import DeadLetter, DeadLetterStore, LetterFilter, Page, Reason
+from intentq.dlq.sql_schema import DEFAULT_TABLE, dead_letter_table
+from intentq.errors import DLQError, DLQUnavailable, LetterNotFound
+from intentq.intent import new_intent_id
+
+
+class SqlDeadLetterStore(DeadLetterStore):
+    """A queryable table; filters and pagination run in SQL. See docs for the DDL."""
+
+    def __init__(
+        self, engine: Engine, table_name: str = DEFAULT_TABLE, *, owns_engine: bool = False
+    ) -> None:
+        self.engine = engine
+        self.table = dead_letter_table(table_name)
+        self._owns_engine = owns_engine
+
+    @classmethod
+    def from_url(cls, url: str, table_name: str = DEFAULT_TABLE) -> SqlDeadLetterStore:
+        """Open an engine for ``url``; the store disposes of it on ``close``."""
+        options: dict[str, Any] = {"pool_pre_ping": True}
+        if url.lower().startswith("sqlite"):
+            # Workers of several processes write one file: wait for the lock, not fail.
+            options = {"connect_args": {"timeout": 30.0}}
+        try:
+            engine = sa.create_engine(url, **options)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise DLQError(f"cannot open DLQ {redacted(url)!r}: {exc}") from exc
+        return cls(engine, table_name, owns_engine=True)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _why(exc: sa.exc.DBAPIError) -> str:
+        return " ".join(str(exc.orig).split())  # drivers' messages span lines: keep one
+
+    @contextmanager
+    def _conn(self, write: bool = False) -> Iterator[Connection]:
+        """A connection (in a transaction when ``write``); driver errors become DLQ errors."""
+        try:
+            with self.engine.begin() if write else self.engine.connect() as conn:
+                yield conn
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            if "no such table" in self._why(exc):
+                raise self._no_table(exc) from exc
+            raise DLQUnavailable(f"DLQ database unavailable: {self._why(exc)}") from exc
+        except sa.exc.ProgrammingError as exc:
+            if "does not exist" in self._why(exc):
+                raise self._no_table(exc) from exc
+            raise DLQError(f"DLQ query failed: {self._why(exc)}") from exc
+        except sa.exc.DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise DLQUnavailable(f"DLQ database connection lost: {self._why(exc)}") from exc
+            raise DLQError(f"DLQ query failed: {self._why(exc)}") from exc
+        except sa.exc.SQLAlchemyError as exc:
+            raise DLQError(f"DLQ query failed: {exc}") from exc
+
+    def _no_table(self, exc: sa.exc.DBAPIError) -> DLQError:
+        return DLQError(
+            f"DLQ table {self.table.name!r} does not exist: run `intentq init` "
+            f"(or create_schema()) first ({self._why(exc)})"
+        )
+
+    def _where(self, f: LetterFilter | None, cursor: str | None) -> list[ColumnElement[bool]]:
+        c = self.table.c
+        out: list[ColumnElement[bool]] = []
+        if cursor is not None:
+            out.append(c.id > cursor)
+        if f is None:
+            return out
+        if f.ids:
+            out.append(c.id.in_(f.ids))
+        if f.tool is not None:
+            out.append(c.tool == f.tool)
+        if f.reason is not None:
+            out.append(c.reason == str(f.reason))
+        if f.error_type is not None:
+            out.append(c.error_type == f.error_type)
+        if f.since is not None:
+            out.append(c.dead_at >= f.since)
+        if f.until is not None:
+            out.append(c.dead_at < f.until)
+        return out
+
+    @staticmethod
+    def _letter(row: RowMapping) -> DeadLetter:
+        values = dict(row)
+        values["body"] = bytes(values["body"])
+        values["reason"] = Reason(values["reason"])
+        return DeadLetter(**values)
+
+    # -- the contract ------------------------------------------------------------------------
+
+    def put(self, letter: DeadLetter) -> str:
+        letter_id = letter.id or new_intent_id()
+        now = datetime.now(UTC)
+        values = asdict(letter)
+        values.update(
+            id=letter_id,
+            body=bytes(letter.body),
+            reason=str(letter.reason),
+            dead_at=letter.dead_at or now,
+            first_seen=letter.first_seen or letter.dead_at or now,
+        )
+        with self._conn(write=True) as conn:
+            # Same id again (a letter copied from another store) replaces it, like memory does.
+            conn.execute(self.table.delete().where(self.table.c.id == letter_id))
+            conn.execute(self.table.insert().values(**values))
+        return letter_id
+
+    def list(
+        self, filter: LetterFilter | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Page:
+        query = (
+            sa.select(self.table)
+            .where(*self._where(filter, cursor))
+            .order_by(self.table.c.id)
+            .limit(limit + 1)  # one more tells whether another page exists
+        )
+        with self._conn() as conn:
+            rows = conn.execute(query).mappings().all()
+        letters = [self._letter(r) for r in rows[:limit]]
+        more = len(rows) > limit
+        return Page(letters, letters[-1].id if more and letters else None)
+
+    def get(self, letter_id: str) -> DeadLetter:
+        with self._conn() as conn:
+            row = (
+                conn.execute(sa.select(self.table).where(self.table.c.id == letter_id))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            raise LetterNotFound(letter_id)
+        return self._letter(row)
+
+    def count(self, filter: LetterFilter | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(self.table).where(*self._where(filter, None))
+        with self._conn() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def delete(self, letter_id: str) -> bool:
+        with self._conn(write=True) as conn:
+            result = conn.execute(self.table.delete().where(self.table.c.id == letter_id))
+        return bool(result.rowcount)
+
+    def delete_many(self, filter: LetterFilter | None = None) -> int:
+        with self._conn(write=True) as conn:
+            result = conn.execute(self.table.delete().where(*self._where(filter, None)))
+        return int(result.rowcount)
+
+    def mark_replayed(self, letter_id: str) -> DeadLetter:
+        c = self.table.c
+        query = (
+            self.table.update()
+            .where(c.id == letter_id)
+            .values(replay_count=c.replay_count + 1, last_replayed_at=datetime.now(UTC))
+            .returning(*c)
+        )
+        with self._conn(write=True) as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            raise LetterNotFound(letter_id)
+        return self._letter(row)
+
+    def create_schema(self) -> None:
+        try:
+            self._create()
+        except DLQError as exc:
+            # Two processes starting at once: the loser sees "already exists"; the table is
+            # there either way, which a second check-first pass confirms.
+            if "already exists" not in str(exc) and "duplicate key" not in str(exc):
+                raise
+            self._create()
+
+    def _create(self) -> None:
+        with self._conn(write=True) as conn:
+            self.table.create(conn, checkfirst=True)
+            for index in self.table.indexes:  # a table from an older version may lack one
+                index.create(conn, checkfirst=True)
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self.engine.dispose()

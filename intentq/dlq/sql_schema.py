@@ -1,0 +1,74 @@
+"""The dead-letter table: one row per letter, every ``DeadLetter`` field a column."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+DEFAULT_TABLE = "intentq_dead_letters"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, on PostgreSQL (timestamptz) and SQLite (naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        # A naive time is taken as UTC: the executor only ever writes aware UTC times.
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        # SQLite compares times as text: store every one in UTC without an offset so that
+        # text order is time order.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def dead_letter_table(name: str = DEFAULT_TABLE, metadata: MetaData | None = None) -> Table:
+    """The table (and its indexes) named ``name``; index names derive from it so they are unique."""
+    table = Table(
+        name,
+        metadata if metadata is not None else MetaData(),
+        # UUIDv7 text: time-ordered, so the primary key is also the "oldest first" order.
+        Column("id", String(64), primary_key=True),
+        Column("body", LargeBinary, nullable=False),
+        Column("reason", String(32), nullable=False),
+        Column("tool", String(200)),
+        Column("key", String(200)),
+        Column("intent_id", String(64)),
+        Column("error_type", String(200)),
+        Column("error_message", Text),
+        Column("traceback", Text),
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("source_transport", String(32)),
+        Column("source_queue", Text),
+        Column("first_seen", UtcDateTime),
+        Column("dead_at", UtcDateTime, nullable=False),
+        Column("replay_count", Integer, nullable=False, default=0),
+        Column("last_replayed_at", UtcDateTime),
+    )
+    # The filters an operator uses, each paired with id so a filtered page is an index range.
+    Index(f"ix_{name}_tool", table.c.tool, table.c.id)
+    Index(f"ix_{name}_reason", table.c.reason, table.c.id)
+    Index(f"ix_{name}_dead_at", table.c.dead_at)
+    return table

@@ -1,0 +1,407 @@
+"""Dead letters in an SQS queue, as a redrive policy leaves them or as intentq writes them.
+
+SQS has no query and no random access: every read is a *scan*. A scan receives every visible
+message, hiding each for ``scan_visibility`` seconds so that it is seen once, then gives them
+all back (ChangeMessageVisibility 0). Nothing is consumed, but each listing costs about two
+requests per ten letters, and letters in flight elsewhere are not seen. ``get``, ``delete``
+and ``mark_replayed`` scan until they meet the letter's id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from hashlib import sha256
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from botocore.exceptions import ClientError
+
+from intentq.dlq.base import DeadLetter, DeadLetterStore, LetterFilter, Page
+from intentq.dlq.filtering import matches
+from intentq.dlq.sqs_codec import MAX_MESSAGE_BYTES, decode, encode, order_key
+from intentq.dlq.sqs_errors import error_code, translated
+from intentq.errors import ConfigError, DLQError, LetterNotFound
+from intentq.intent import new_intent_id
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+log = logging.getLogger("intentq.dlq.sqs")
+
+# A scan hides what it has received for this long; it must outlast the scan itself, and a
+# scan cut short (a killed process) leaves letters hidden for at most this long.
+DEFAULT_SCAN_VISIBILITY = 60
+# Real SQS short polls sample a subset of its servers: one long poll of this many seconds
+# confirms that a scan has really reached the end. Zero trusts the first empty answer.
+DEFAULT_SCAN_WAIT = 1
+# SQS keeps a message at most 14 days; a DLQ should keep letters as long as it can.
+RETENTION_SECONDS = 14 * 24 * 3600
+# Entry failures that mean "already gone or already visible": nothing left to give back.
+_GONE = frozenset({"ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue"})
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A message received by this scan: its letter and the receipt handle to act on it."""
+
+    letter: DeadLetter
+    message_id: str
+    handle: str
+
+
+def _best(letters: Sequence[DeadLetter]) -> DeadLetter:
+    # A crash inside mark_replayed can leave the old copy beside the new one: newest wins.
+    return max(letters, key=lambda x: (x.replay_count, x.last_replayed_at or datetime.min))
+
+
+def _unique(held: Sequence[_Held]) -> list[DeadLetter]:
+    by_id: dict[str, list[DeadLetter]] = {}
+    for h in held:
+        by_id.setdefault(h.letter.id, []).append(h.letter)
+    return [_best(copies) for copies in by_id.values()]
+
+
+def _cursor(letter: DeadLetter) -> str:
+    ms, letter_id = order_key(letter)
+    return f"{ms}:{letter_id}"
+
+
+def _after(cursor: str) -> tuple[int, str]:
+    ms, sep, letter_id = cursor.partition(":")
+    if not sep or not ms.isdigit():
+        raise DLQError(f"not a cursor of the SQS DLQ: {cursor!r}")
+    return int(ms), letter_id
+
+
+class SqsDeadLetterStore(DeadLetterStore):
+    """A DLQ queue; works as the ``deadLetterTargetArn`` of a source queue's redrive policy."""
+
+    def __init__(
+        self,
+        client: SQSClient,
+        queue: str,
+        *,
+        queue_url: str | None = None,
+        owns_client: bool = False,
+        scan_visibility: int = DEFAULT_SCAN_VISIBILITY,
+        scan_wait_seconds: int = DEFAULT_SCAN_WAIT,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.client = client
+        self.queue = queue
+        self.fifo = queue.endswith(".fifo")
+        self.scan_visibility = scan_visibility
+        self.scan_wait_seconds = scan_wait_seconds
+        self.max_message_bytes = max_message_bytes
+        self._queue_url = queue_url
+        self._owns_client = owns_client
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        client: SQSClient | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        scan_visibility: int = DEFAULT_SCAN_VISIBILITY,
+        scan_wait_seconds: int = DEFAULT_SCAN_WAIT,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+    ) -> SqsDeadLetterStore:
+        """``sqs://NAME`` or ``sqs+http(s)://host/account/NAME``; a given ``client`` stays open."""
+        scheme, _, rest = url.partition("://")
+        queue_url: str | None = None
+        if scheme.lower() in ("sqs+http", "sqs+https"):
+            queue_url = f"{scheme[4:]}://{rest}"
+            parts = urlsplit(queue_url)
+            endpoint_url = endpoint_url or f"{parts.scheme}://{parts.netloc}"
+            name = parts.path.rstrip("/").rpartition("/")[2]
+        else:
+            name = rest.strip("/")
+        if not name or "/" in name:
+            raise ConfigError(f"no queue name in the DLQ URL {url!r}: use sqs://queue-name")
+        owns = client is None
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            config = Config(
+                retries={"mode": "standard", "max_attempts": 3},
+                connect_timeout=5,
+                read_timeout=scan_wait_seconds + 30,  # outlast a long poll
+            )
+            with translated(name, "client setup"):
+                client = boto3.session.Session().client(
+                    "sqs",
+                    endpoint_url=endpoint_url,
+                    region_name=region,
+                    aws_access_key_id=aws_access_key_id,
+                    aws_secret_access_key=aws_secret_access_key,
+                    config=config,
+                )
+        return cls(
+            client,
+            name,
+            queue_url=queue_url,
+            owns_client=owns,
+            scan_visibility=scan_visibility,
+            scan_wait_seconds=scan_wait_seconds,
+            max_message_bytes=max_message_bytes,
+        )
+
+    @property
+    def queue_url(self) -> str:
+        if self._queue_url is None:
+            with translated(self.queue, "GetQueueUrl"):
+                self._queue_url = self.client.get_queue_url(QueueName=self.queue)["QueueUrl"]
+        return self._queue_url
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _send(self, letter: DeadLetter) -> None:
+        encoded = encode(letter, self.max_message_bytes)
+        extra: dict[str, Any] = {}
+        if self.fifo:
+            # One group per letter: a held letter never blocks another; the dedup id changes
+            # with each replay mark so a re-send within five minutes is not dropped.
+            extra["MessageGroupId"] = sha256(letter.id.encode()).hexdigest()
+            extra["MessageDeduplicationId"] = sha256(
+                f"{letter.id}\x1f{letter.replay_count}".encode()
+            ).hexdigest()
+        with translated(self.queue, "SendMessage"):
+            self.client.send_message(
+                QueueUrl=self.queue_url,
+                MessageBody=encoded.body,
+                MessageAttributes=encoded.attributes,  # type: ignore[arg-type]
+                **extra,
+            )
+
+    def put(self, letter: DeadLetter) -> str:
+        now = datetime.now(UTC)
+        letter = replace(
+            letter,
+            id=letter.id or new_intent_id(),
+            dead_at=letter.dead_at or now,
+            first_seen=letter.first_seen or letter.dead_at or now,
+        )
+        self._send(letter)
+        return letter.id
+
+    # -- scanning ----------------------------------------------------------------------------
+
+    def _receive(self, wait: int) -> list[dict[str, Any]]:
+        with translated(self.queue, "ReceiveMessage"):
+            answer = self.client.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=self.scan_visibility,
+                WaitTimeSeconds=wait,
+                MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["All"],
+            )
+        return [dict(m) for m in answer.get("Messages", [])]
+
+    def _scan(self, until: Callable[[DeadLetter], bool] | None = None) -> list[_Held]:
+        """Receive every visible message, or stop at the first letter ``until`` accepts.
+
+        What is returned stays hidden: the caller acts on it, then gives it back.
+        """
+        held: dict[str, _Held] = {}
+        try:
+            while True:
+                batch = self._receive(0)
+                if not batch and self.scan_wait_seconds:
+                    batch = self._receive(self.scan_wait_seconds)
+                fresh = found = False
+                for message in batch:
+                    message_id = str(message["MessageId"])
+                    fresh = fresh or message_id not in held
+                    # A message seen again (the scan outlasted its visibility) keeps only
+                    # its newest receipt handle: the older one no longer deletes it.
+                    h = _Held(decode(message), message_id, str(message["ReceiptHandle"]))
+                    held[message_id] = h
+                    found = found or (until is not None and until(h.letter))
+                if found or not fresh:
+                    return list(held.values())
+        except BaseException:
+            self._give_back(list(held.values()), strict=False)
+            raise
+
+    def _batch(
+        self, action: str, held: Sequence[_Held], call: Callable[[list[Any]], Any]
+    ) -> list[tuple[_Held, str]]:
+        """Run a batch call ten entries at a time; returns the failed entries with codes."""
+        failed: list[tuple[_Held, str]] = []
+        for start in range(0, len(held), 10):
+            chunk = held[start : start + 10]
+            entries = [{"Id": str(i), "ReceiptHandle": h.handle} for i, h in enumerate(chunk)]
+            with translated(self.queue, action):
+                answer = call(entries)
+            for entry in answer.get("Failed", []):
+                failed.append((chunk[int(entry["Id"])], str(entry.get("Code", ""))))
+        return failed
+
+    def _give_back(self, held: Sequence[_Held], strict: bool = True) -> None:
+        """Make ``held`` visible again at once."""
+
+        def call(entries: list[Any]) -> Any:
+            for e in entries:
+                e["VisibilityTimeout"] = 0
+            return self.client.change_message_visibility_batch(
+                QueueUrl=self.queue_url, Entries=entries
+            )
+
+        try:
+            failed = self._batch("ChangeMessageVisibilityBatch", held, call)
+        except DLQError:
+            if strict:
+                raise
+            log.warning("could not give back %d letters; they return by themselves", len(held))
+            return
+        for h, code in failed:
+            if code not in _GONE:
+                log.warning(
+                    "letter %s stays hidden up to %ds: give-back failed (%s)",
+                    h.letter.id,
+                    self.scan_visibility,
+                    code,
+                )
+
+    def _delete(self, held: Sequence[_Held]) -> None:
+        """Delete ``held``; raise ``DLQError`` naming any that SQS refused."""
+
+        def call(entries: list[Any]) -> Any:
+            return self.client.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+
+        failed = self._batch("DeleteMessageBatch", held, call)
+        if failed:
+            detail = ", ".join(f"{h.letter.id} ({code})" for h, code in failed[:5])
+            raise DLQError(
+                f"SQS kept {len(failed)} of {len(held)} letters it was to delete: {detail}"
+            )
+
+    def _snapshot(self) -> list[DeadLetter]:
+        held = self._scan()
+        self._give_back(held)
+        return sorted(_unique(held), key=order_key)
+
+    def _find(self, letter_id: str) -> tuple[list[_Held], list[_Held]]:
+        """``(copies of the letter, the others)``, all still hidden."""
+        held = self._scan(until=lambda x: x.id == letter_id)
+        mine = [h for h in held if h.letter.id == letter_id]
+        return mine, [h for h in held if h.letter.id != letter_id]
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def list(
+        self, filter: LetterFilter | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Page:
+        after = _after(cursor) if cursor is not None else None
+        found = [
+            x
+            for x in self._snapshot()
+            if matches(x, filter) and (after is None or order_key(x) > after)
+        ]
+        page = found[:limit]
+        more = len(found) > limit
+        return Page(page, _cursor(page[-1]) if more and page else None)
+
+    def iter(
+        self, filter: LetterFilter | None = None, page_size: int = 100
+    ) -> Iterator[DeadLetter]:
+        """Every matching letter from one scan (paging would re-scan the queue per page)."""
+        yield from (x for x in self._snapshot() if matches(x, filter))
+
+    def count(self, filter: LetterFilter | None = None) -> int:
+        return sum(1 for x in self._snapshot() if matches(x, filter))
+
+    def approximate_count(self) -> int:
+        """SQS's own approximate count of every message, visible or not: one cheap request."""
+        with translated(self.queue, "GetQueueAttributes"):
+            attrs = self.client.get_queue_attributes(
+                QueueUrl=self.queue_url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+        visible = attrs.get("ApproximateNumberOfMessages", "0")
+        return int(visible) + int(attrs.get("ApproximateNumberOfMessagesNotVisible", "0"))
+
+    def get(self, letter_id: str) -> DeadLetter:
+        mine, others = self._find(letter_id)
+        self._give_back(mine + others)
+        if not mine:
+            raise LetterNotFound(letter_id)
+        return _best([h.letter for h in mine])
+
+    # -- changing ----------------------------------------------------------------------------
+
+    def delete(self, letter_id: str) -> bool:
+        mine, others = self._find(letter_id)
+        try:
+            self._delete(mine)
+        finally:
+            self._give_back(others)
+        return bool(mine)
+
+    def delete_many(self, filter: LetterFilter | None = None) -> int:
+        held = self._scan()
+        doomed = [h for h in held if matches(h.letter, filter)]
+        try:
+            self._delete(doomed)
+        finally:
+            self._give_back([h for h in held if not matches(h.letter, filter)])
+        return len({h.letter.id for h in doomed})
+
+    def mark_replayed(self, letter_id: str) -> DeadLetter:
+        """Attributes cannot change in place: send the updated copy, then delete the old."""
+        mine, others = self._find(letter_id)
+        try:
+            if not mine:
+                raise LetterNotFound(letter_id)
+            current = _best([h.letter for h in mine])
+            updated = replace(
+                current,
+                replay_count=current.replay_count + 1,
+                last_replayed_at=datetime.now(UTC),
+            )
+            try:
+                # New copy first: a crash in between leaves two copies, never none.
+                self._send(updated)
+            except BaseException:
+                others = others + mine
+                raise
+            self._delete(mine)
+            return updated
+        finally:
+            self._give_back(others)
+
+    def create_schema(self) -> None:
+        attributes = {"MessageRetentionPeriod": str(RETENTION_SECONDS)}
+        if self.fifo:
+            attributes["FifoQueue"] = "true"
+        with translated(self.queue, "CreateQueue"):
+            try:
+                answer = self.client.create_queue(
+                    QueueName=self.queue,
+                    Attributes=attributes,  # type: ignore[arg-type]
+                )
+            except ClientError as exc:
+                # Made earlier with other attributes (a retention set by hand): use it as is.
+                if error_code(exc) not in ("QueueAlreadyExists", "QueueNameExists"):
+                    raise
+                answer = self.client.get_queue_url(QueueName=self.queue)
+        self._queue_url = self._queue_url or answer["QueueUrl"]
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
+
+    def __repr__(self) -> str:
+        return f"SqsDeadLetterStore(queue={self.queue!r})"

@@ -1,0 +1,81 @@
+"""The Amazon SQS consumer: ``SqsWorker`` and ``run_worker`` for ``intentq worker``.
+
+The worker long-polls one queue, claims each batch in one store call, runs tools on a
+bounded pool with their visibility kept alive by the heartbeat, and settles messages with
+batched deletes and visibility changes. SIGTERM or SIGINT stops receiving, lets running
+tools finish within ``shutdown_grace`` and gives back what has not started; a second
+signal stops waiting for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from intentq.config.settings import Settings
+from intentq.consumers.sqs_queue import Received, SqsQueue
+from intentq.consumers.sqs_worker import SqsWorker
+from intentq.errors import ConfigError, IntentqError
+from intentq.registry import Registry
+
+__all__ = [
+    "EXIT_ABANDONED",
+    "EXIT_ERROR",
+    "EXIT_OK",
+    "Received",
+    "SqsQueue",
+    "SqsWorker",
+    "run_worker",
+]
+
+log = logging.getLogger("intentq.sqs")
+
+EXIT_OK = 0
+EXIT_ABANDONED = 1  # stopped, but tools were still running when the grace ran out
+EXIT_ERROR = 2  # could not start: bad settings, queue missing, store unreachable
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def run_worker(settings: Settings, registry: Registry) -> int:
+    """Run an SQS worker until SIGTERM/SIGINT; returns the process exit code."""
+    try:
+        worker = SqsWorker(settings, registry)
+    except IntentqError as exc:
+        log.error("cannot start the SQS worker: %s", exc)
+        return EXIT_ERROR
+    with worker:
+        try:
+            worker.queue  # noqa: B018 - resolve the queue now: a missing one is a start error
+        except (ConfigError, IntentqError) as exc:
+            log.error("cannot start the SQS worker: %s", exc)
+            return EXIT_ERROR
+        with stop_on_signals(worker):
+            worker.run()
+    return EXIT_ABANDONED if worker.unfinished else EXIT_OK
+
+
+@contextmanager
+def stop_on_signals(worker: SqsWorker) -> Iterator[None]:
+    """SIGTERM/SIGINT stop the worker gracefully; a second one drops the grace."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if worker.stopping:
+            log.warning("second %s: not waiting for running tools", signal.Signals(signum).name)
+            worker.stop(grace=0)
+        else:
+            log.info("%s: stopping after running tools finish", signal.Signals(signum).name)
+            worker.stop()
+
+    previous = {sig: signal.signal(sig, handle) for sig in _SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -90,7 +90,13 @@ class MemoryDedupStore(DedupStore):
 
     def _owned(self, tool: str, key: str, token: str, now: float) -> Record:
         record = self._live(tool, key, now)
-        if record is None or record.state is not State.IN_PROGRESS or record.token != token:
+        # A released record's token is empty: an empty token owns nothing.
+        if (
+            record is None
+            or record.state is not State.IN_PROGRESS
+            or not token
+            or record.token != token
+        ):
             raise LeaseLost(tool, key, token, record)
         return record
 

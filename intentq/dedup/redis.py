@@ -1,0 +1,252 @@
+"""The Redis store: one hash per record, every call one round trip through a Lua script.
+
+The scripts read the server's clock (``TIME``), so workers with skewed clocks agree on
+leases. Records expire by Redis itself (``PEXPIREAT``); there is nothing to collect.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from intentq.config.redact import redacted
+from intentq.dedup import codec
+from intentq.dedup.base import (
+    DEFAULT_LEASE,
+    DEFAULT_TTL,
+    MIN_RETRY_AFTER,
+    Acquired,
+    Busy,
+    Cached,
+    Claim,
+    ClaimRequest,
+    Dead,
+    DedupStore,
+    Mismatch,
+    Record,
+    State,
+    store_key,
+)
+from intentq.dedup.redis_scripts import SCRIPTS, Script
+from intentq.errors import DedupError, LeaseLost, StoreUnavailable
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+# For clients built by ``from_url``: fail fast, and retry once on a dropped pooled connection.
+CONNECT_TIMEOUT = 5.0
+SOCKET_TIMEOUT = 10.0
+RETRIES = 1
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
+
+
+class RedisDedupStore(DedupStore):
+    """Records in Redis hashes at ``{prefix}:{tool}:{key}``; the client is injected."""
+
+    def __init__(self, client: Redis, prefix: str = "intentq", *, owns_client: bool = False):
+        self.client = client
+        self.prefix = prefix
+        self._owns_client = owns_client
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "intentq", **options: Any) -> RedisDedupStore:
+        """A store on a client made from ``redis://``, ``rediss://`` or ``unix://`` URLs."""
+        try:
+            import redis
+            from redis.backoff import ExponentialBackoff
+            from redis.retry import Retry
+        except ImportError as exc:  # pragma: no cover - redis is a core dependency
+            raise DedupError("the Redis store needs redis: pip install redis") from exc
+        options.setdefault("socket_connect_timeout", CONNECT_TIMEOUT)
+        options.setdefault("socket_timeout", SOCKET_TIMEOUT)
+        # Retrying a script is safe: a claim that ran twice answers Busy to itself, a
+        # completion that ran twice answers LeaseLost; neither runs a side effect again.
+        options.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.05), RETRIES))
+        try:
+            client = redis.Redis.from_url(url, **options)
+        except ValueError as exc:
+            raise DedupError(f"bad Redis URL {redacted(url)!r}: {exc}") from exc
+        return cls(client, prefix, owns_client=True)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Driver errors become ``StoreUnavailable`` (transient) or ``DedupError``."""
+        from redis import exceptions as rx
+
+        try:
+            yield
+        except (
+            rx.ConnectionError,
+            rx.TimeoutError,
+            rx.ReadOnlyError,
+            rx.ClusterDownError,
+            rx.TryAgainError,
+            rx.MasterDownError,
+            rx.OutOfMemoryError,
+        ) as exc:
+            raise StoreUnavailable(f"Redis store unavailable: {exc}") from exc
+        except rx.RedisError as exc:
+            raise DedupError(f"Redis store error: {exc}") from exc
+
+    def load_scripts(self) -> None:
+        """``SCRIPT LOAD`` every script (one pipelined round trip)."""
+        with self._translated(), self.client.pipeline(transaction=False) as pipe:
+            for script in SCRIPTS.values():
+                pipe.script_load(script.source)
+            pipe.execute()
+
+    def _eval(self, script: Script, key: str, *args: Any) -> Any:
+        from redis.exceptions import NoScriptError
+
+        with self._translated():
+            try:
+                return self.client.evalsha(script.sha, 1, key, *args)
+            except NoScriptError:
+                # The server restarted or flushed its script cache since we last loaded.
+                self.load_scripts()
+                return self.client.evalsha(script.sha, 1, key, *args)
+
+    def _key(self, tool: str, key: str) -> str:
+        return store_key(self.prefix, tool, key)
+
+    def _record(self, tool: str, key: str, flat: Any) -> Record | None:
+        """A record from ``HGETALL`` (a dict, or a flat list when it came from a script)."""
+        pairs: Iterable[tuple[Any, Any]] = (
+            flat.items() if isinstance(flat, dict) else zip(flat[::2], flat[1::2], strict=True)
+        )
+        fields = {_text(k): v for k, v in pairs}
+        if not fields:
+            return None
+        state = State(_text(fields["state"]))
+        return Record(
+            tool=tool,
+            key=key,
+            state=state,
+            fingerprint=_text(fields["fp"]),
+            token=_text(fields["token"]),
+            lease_until=int(fields["lease"]) / 1000,
+            attempts=int(fields["attempts"]),
+            result=codec.load(fields.get("result")),
+            error=codec.load_error(fields["error"]) if "error" in fields else None,
+            created_at=int(fields["created"]) / 1000,
+            updated_at=int(fields["updated"]) / 1000,
+            expires_at=int(fields["expires"]) / 1000,
+        )
+
+    def _owned(self, tool: str, key: str, token: str, reply: Any) -> Any:
+        if int(reply[0]) == 0:
+            raise LeaseLost(tool, key, token, self._record(tool, key, reply[1]))
+        return reply
+
+    # -- the contract --------------------------------------------------------------------
+
+    def claim(
+        self,
+        tool: str,
+        key: str,
+        fingerprint: str,
+        lease: float = DEFAULT_LEASE,
+        ttl: float = DEFAULT_TTL,
+    ) -> Claim:
+        args = (fingerprint, _ms(lease), _ms(ttl), uuid.uuid4().hex)
+        return _claim_reply(self._eval(SCRIPTS["claim"], self._key(tool, key), *args), fingerprint)
+
+    def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
+        """The whole batch pipelined: one round trip (two after a server lost its scripts)."""
+        from redis.exceptions import NoScriptError, RedisError
+
+        script = SCRIPTS["claim"]
+        calls = [
+            (
+                self._key(r.tool, r.key),
+                (r.fingerprint, _ms(r.lease), _ms(r.ttl), uuid.uuid4().hex),
+            )
+            for r in requests
+        ]
+        replies: list[Any] = [None] * len(calls)
+        pending = list(range(len(calls)))
+        for round_ in range(2):
+            with self._translated(), self.client.pipeline(transaction=False) as pipe:
+                for i in pending:
+                    pipe.evalsha(script.sha, 1, calls[i][0], *calls[i][1])
+                answers = pipe.execute(raise_on_error=False)
+            for i, answer in zip(pending, answers, strict=True):
+                replies[i] = answer
+            pending = [i for i in pending if isinstance(replies[i], NoScriptError)]
+            if not pending:
+                break
+            if round_ == 0:
+                self.load_scripts()
+        for answer in replies:
+            if isinstance(answer, RedisError):
+                with self._translated():
+                    raise answer
+        return [
+            _claim_reply(answer, r.fingerprint) for answer, r in zip(replies, requests, strict=True)
+        ]
+
+    def complete(
+        self, tool: str, key: str, token: str, result: Any, ttl: float = DEFAULT_TTL
+    ) -> None:
+        args = (token, State.COMPLETED.value, "result", codec.dump(result), _ms(ttl))
+        self._owned(tool, key, token, self._eval(SCRIPTS["finish"], self._key(tool, key), *args))
+
+    def fail(
+        self, tool: str, key: str, token: str, error: dict[str, Any], ttl: float = DEFAULT_TTL
+    ) -> None:
+        args = (token, State.FAILED.value, "error", codec.dump(dict(error)), _ms(ttl))
+        self._owned(tool, key, token, self._eval(SCRIPTS["finish"], self._key(tool, key), *args))
+
+    def release(self, tool: str, key: str, token: str) -> None:
+        reply = self._eval(SCRIPTS["release"], self._key(tool, key), token)
+        self._owned(tool, key, token, reply)
+
+    def extend(self, tool: str, key: str, token: str, lease: float = DEFAULT_LEASE) -> float:
+        reply = self._eval(SCRIPTS["extend"], self._key(tool, key), token, _ms(lease))
+        return int(self._owned(tool, key, token, reply)[1]) / 1000
+
+    def get(self, tool: str, key: str) -> Record | None:
+        with self._translated():
+            fields = self.client.hgetall(self._key(tool, key))
+        return self._record(tool, key, fields)
+
+    def forget(self, tool: str, key: str) -> bool:
+        with self._translated():
+            return bool(self.client.delete(self._key(tool, key)))
+
+    def reset(self, tool: str, key: str) -> bool:
+        return bool(self._eval(SCRIPTS["reset"], self._key(tool, key)))
+
+    def create_schema(self) -> None:
+        """Nothing to create in Redis; loads the scripts so the first calls need no reload."""
+        self.load_scripts()
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
+
+
+def _claim_reply(reply: Any, fingerprint: str) -> Claim:
+    code = int(reply[0])
+    if code == 1:
+        return Acquired(_text(reply[1]), int(reply[2]), takeover=bool(int(reply[3])))
+    if code == 2:
+        return Cached(codec.load(reply[1]))
+    if code == 3:
+        return Dead(codec.load_error(reply[1]))
+    if code == 4:
+        return Busy(max(int(reply[1]) / 1000, MIN_RETRY_AFTER))
+    if code == 5:
+        return Mismatch(fingerprint=fingerprint, existing=_text(reply[1]))
+    raise DedupError(f"unexpected reply from the claim script: {reply!r}")

@@ -1,0 +1,281 @@
+"""The SQL store (SQLAlchemy 2 Core): PostgreSQL in production, SQLite embedded.
+
+One row per record under a primary key, claimed by ``INSERT .. ON CONFLICT DO NOTHING`` and a
+fenced conditional UPDATE; every time is the database's clock. On PostgreSQL each call is one
+autocommit statement (a claim is one statement with CTEs); on SQLite each call is one short
+``BEGIN IMMEDIATE`` transaction, safe across processes sharing the file.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Engine
+
+from intentq.dedup import codec
+from intentq.dedup.base import (
+    DEFAULT_LEASE,
+    DEFAULT_TTL,
+    MIN_RETRY_AFTER,
+    Busy,
+    Claim,
+    ClaimRequest,
+    DedupStore,
+    Record,
+    State,
+    store_key,
+)
+from intentq.dedup.sql_engine import make_engine, prepare_sqlite, translated
+from intentq.dedup.sql_schema import DEFAULT_TABLE, dedup_table
+from intentq.dedup.sql_statements import (
+    GC_BATCH,
+    Statements,
+    acquired,
+    claim_params,
+    pick,
+    settle,
+)
+from intentq.errors import ConfigError, LeaseLost
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from intentq.dedup.sql_transaction import SqlCompletion
+
+# A claim re-runs when a concurrent claim wrote between its read and its write; past this
+# many rounds of contention it answers Busy rather than spin.
+CLAIM_ROUNDS = 5
+
+
+class SqlDedupStore(DedupStore):
+    """Records in one table (``intentq_dedup`` by default); the engine is injected."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        prefix: str = "intentq",
+        table_name: str = DEFAULT_TABLE,
+        *,
+        gc_batch: int = GC_BATCH,
+        owns_engine: bool = False,
+    ) -> None:
+        if engine.dialect.name not in ("postgresql", "sqlite"):
+            raise ConfigError(f"the SQL dedup store runs on PostgreSQL or SQLite, not {engine.url}")
+        self.engine = engine
+        self.prefix = prefix
+        self.table = dedup_table(table_name)
+        self._owns_engine = owns_engine
+        self._pg = engine.dialect.name == "postgresql"
+        if not self._pg:
+            prepare_sqlite(engine)
+        self.statements = Statements(self.table, engine.dialect, gc_batch)
+        # PostgreSQL: each statement commits by itself, saving the BEGIN and COMMIT round trips.
+        self._auto = engine.execution_options(isolation_level="AUTOCOMMIT") if self._pg else engine
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        prefix: str = "intentq",
+        table_name: str = DEFAULT_TABLE,
+        *,
+        gc_batch: int = GC_BATCH,
+        **engine_options: Any,
+    ) -> SqlDedupStore:
+        """A store on its own engine (disposed by ``close()``); options go to ``create_engine``."""
+        engine = make_engine(url, **engine_options)
+        return cls(engine, prefix, table_name, gc_batch=gc_batch, owns_engine=True)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    @contextmanager
+    def _connect(self, what: str) -> Iterator[Connection]:
+        """A connection for one call: autocommit on PostgreSQL, one transaction on SQLite."""
+        with translated(what), self._auto.connect() as conn:
+            yield conn
+            conn.commit()
+
+    def record_key(self, tool: str, key: str) -> str:
+        """The primary key of ``(tool, key)``'s row."""
+        return store_key(self.prefix, tool, key)
+
+    def _fenced(self, what: str, tool: str, key: str, token: str, stmt: Any, **params: Any) -> Any:
+        """Run an owner-only UPDATE; ``LeaseLost`` (with the record as it is) if it matched none."""
+        rows: list[Any] = []
+        if token:
+            with self._connect(what) as conn:
+                result = conn.execute(
+                    stmt, {"sk": self.record_key(tool, key), "owner": token, **params}
+                )
+                rows = list(result) if result.returns_rows else [()] * result.rowcount
+        if not rows:
+            # Read after the transaction closed: SQLite would wait on its own write lock.
+            raise LeaseLost(tool, key, token, self.get(tool, key))
+        return rows[0]
+
+    # -- the contract --------------------------------------------------------------------
+
+    def claim(
+        self,
+        tool: str,
+        key: str,
+        fingerprint: str,
+        lease: float = DEFAULT_LEASE,
+        ttl: float = DEFAULT_TTL,
+    ) -> Claim:
+        with self._connect("claim") as conn:
+            return self._claim(conn, tool, key, fingerprint, lease, ttl)
+
+    def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
+        """Claims on one connection, each committed by itself."""
+        with self._connect("claim") as conn:
+            return [
+                self._claim(conn, r.tool, r.key, r.fingerprint, r.lease, r.ttl) for r in requests
+            ]
+
+    def _claim(
+        self, conn: Connection, tool: str, key: str, fingerprint: str, lease: float, ttl: float
+    ) -> Claim:
+        fresh, taken = uuid.uuid4().hex, uuid.uuid4().hex
+        params = claim_params(
+            self.record_key(tool, key), tool, key, fingerprint, lease, ttl, fresh, taken
+        )
+        for _ in range(CLAIM_ROUNDS):
+            outcome = self._claim_pg(conn, params) if self._pg else self._claim_sqlite(conn, params)
+            if outcome is not None:
+                return outcome
+            if not self._pg:
+                # Next round in a new transaction, seeing what the other writer committed.
+                conn.commit()
+        return Busy(MIN_RETRY_AFTER)
+
+    def _claim_pg(self, conn: Connection, params: dict[str, Any]) -> Claim | None:
+        assert self.statements.claim_once is not None
+        rows = conn.execute(self.statements.claim_once, params).mappings().all()
+        for source in ("ins", "upd"):
+            row = pick(rows, source)
+            if row is not None:
+                return acquired(row, params["taken"])
+        return settle(pick(rows, "cur"), params["fp"])
+
+    def _claim_sqlite(self, conn: Connection, params: dict[str, Any]) -> Claim | None:
+        for stmt in (self.statements.claim_insert, self.statements.claim_takeover):
+            row = conn.execute(stmt, params).mappings().first()
+            if row is not None:
+                return acquired(row, params["taken"])
+        row = conn.execute(self.statements.current, {"sk": params["sk"]}).mappings().first()
+        return settle(row, params["fp"])
+
+    def complete(
+        self, tool: str, key: str, token: str, result: Any, ttl: float = DEFAULT_TTL
+    ) -> None:
+        self._fenced(
+            "complete", tool, key, token, self.statements.finish, **finish_params(result, ttl)
+        )
+
+    def fail(
+        self, tool: str, key: str, token: str, error: dict[str, Any], ttl: float = DEFAULT_TTL
+    ) -> None:
+        params = {
+            "new_state": State.FAILED.value,
+            "new_result": None,
+            "new_error": codec.dump(dict(error)),
+            "ttl": float(ttl),
+        }
+        self._fenced("fail", tool, key, token, self.statements.finish, **params)
+
+    def release(self, tool: str, key: str, token: str) -> None:
+        self._fenced("release", tool, key, token, self.statements.release)
+
+    def extend(self, tool: str, key: str, token: str, lease: float = DEFAULT_LEASE) -> float:
+        row = self._fenced("extend", tool, key, token, self.statements.extend, lease=float(lease))
+        return float(row[0])
+
+    def get(self, tool: str, key: str) -> Record | None:
+        with self._connect("get") as conn:
+            row = (
+                conn.execute(self.statements.get, {"sk": self.record_key(tool, key)})
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return None
+        return Record(
+            tool=row["tool"],
+            key=row["key"],
+            state=State(row["state"]),
+            fingerprint=row["fingerprint"],
+            token=row["token"],
+            lease_until=row["lease_until"],
+            attempts=row["attempts"],
+            result=codec.load(row["result"]),
+            error=None if row["error"] is None else codec.load_error(row["error"]),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            expires_at=row["expires_at"],
+        )
+
+    def forget(self, tool: str, key: str) -> bool:
+        with self._connect("forget") as conn:
+            live = (
+                conn.execute(self.statements.forget, {"sk": self.record_key(tool, key)})
+                .scalars()
+                .all()
+            )
+        return any(live)
+
+    def reset(self, tool: str, key: str) -> bool:
+        with self._connect("reset") as conn:
+            return (
+                conn.execute(self.statements.reset, {"sk": self.record_key(tool, key)}).rowcount > 0
+            )
+
+    def gc(self) -> int:
+        """Delete expired rows, a bounded batch per statement; returns how many."""
+        total = 0
+        while True:
+            with self._connect("gc") as conn:
+                deleted = conn.execute(self.statements.gc).rowcount
+            total += deleted
+            if deleted < self.statements.gc_batch:
+                return total
+
+    def create_schema(self) -> None:
+        """``CREATE TABLE IF NOT EXISTS`` and its index; safe to run from many processes."""
+        with translated("create_schema"), self.engine.begin() as conn:
+            self.table.create(conn, checkfirst=True)
+
+    def drop_schema(self) -> None:
+        """Drop the table (tests and ``intentq`` tooling)."""
+        with translated("drop_schema"), self.engine.begin() as conn:
+            self.table.drop(conn, checkfirst=True)
+
+    def transaction(
+        self, tool: str, key: str, token: str, ttl: float = DEFAULT_TTL
+    ) -> AbstractContextManager[SqlCompletion]:
+        """The tool's writes and the fenced completion, committed together or not at all.
+
+        Yields a ``Completion``: write through ``.session``, then call ``.complete(result)``.
+        A lost lease (``LeaseLost``), an exception, or a block that never completed rolls
+        back everything, the tool's own rows included.
+        """
+        from intentq.dedup.sql_transaction import fenced_transaction
+
+        return fenced_transaction(self, tool, key, token, ttl)
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self.engine.dispose()
+
+
+def finish_params(result: Any, ttl: float) -> dict[str, Any]:
+    """Parameters of the completion UPDATE."""
+    return {
+        "new_state": State.COMPLETED.value,
+        "new_result": codec.dump(result),
+        "new_error": None,
+        "ttl": float(ttl),
+    }

@@ -1,0 +1,261 @@
+"""The SQL store's statements, built once per table and dialect and run with parameters.
+
+Every statement reads the database clock once, through a one-row ``n`` subquery (a CTE in
+PostgreSQL's claim), so all its comparisons and writes agree on ``now``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Delete,
+    Double,
+    Integer,
+    Select,
+    String,
+    Table,
+    Text,
+    Update,
+    and_,
+    bindparam,
+    case,
+    delete,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.expression import CompoundSelect, FromClause
+
+from intentq.dedup import codec
+from intentq.dedup.base import MIN_RETRY_AFTER, Acquired, Busy, Cached, Claim, Dead, Mismatch
+from intentq.dedup.base import State as S
+from intentq.dedup.sql_schema import db_now
+
+# gc() deletes at most this many rows per statement, so it never holds long locks.
+GC_BATCH = 1000
+
+
+def _p(name: str, type_: Any) -> BindParameter[Any]:
+    return bindparam(name, type_=type_)
+
+
+class Statements:
+    """Parametrised statements for one table.
+
+    Parameter names never equal a column name: SQLAlchemy would add such a parameter to an
+    UPDATE's SET clause.
+    """
+
+    def __init__(self, table: Table, dialect: Dialect, gc_batch: int = GC_BATCH) -> None:
+        t = self.table = table
+        self.gc_batch = gc_batch
+        self.dialect = dialect.name
+        self.now = db_now(dialect)
+        n = select(self.now.label("t")).subquery("n")
+        sk = t.c.store_key == _p("sk", String)
+        owned = and_(
+            sk,
+            t.c.state == S.IN_PROGRESS.value,
+            t.c.token == _p("owner", String),
+            t.c.token != "",  # a released record has no owner, whatever token is passed
+            t.c.expires_at > n.c.t,
+        )
+        self.finish: Update = (
+            t.update()
+            .where(owned)
+            .values(
+                state=_p("new_state", String),
+                result=_p("new_result", Text),
+                error=_p("new_error", Text),
+                token="",
+                lease_until=0.0,
+                updated_at=n.c.t,
+                expires_at=n.c.t + _p("ttl", Double),
+            )
+        )
+        self.release: Update = (
+            t.update().where(owned).values(token="", lease_until=0.0, updated_at=n.c.t)
+        )
+        until = n.c.t + _p("lease", Double)
+        self.extend: Update = (
+            t.update()
+            .where(owned)
+            .values(
+                lease_until=until,
+                updated_at=n.c.t,
+                expires_at=case((t.c.expires_at < until, until), else_=t.c.expires_at),
+            )
+            .returning(t.c.lease_until)
+        )
+        self.get: Select[Any] = select(t).where(sk, t.c.expires_at > self.now)
+        self.current: Select[Any] = select(t, self.now.label("now")).where(sk)
+        self.forget = t.delete().where(sk).returning(t.c.expires_at > self.now)
+        self.reset: Delete = t.delete().where(
+            sk, t.c.state == S.FAILED.value, t.c.expires_at > self.now
+        )
+        expired = select(t.c.store_key).where(t.c.expires_at <= self.now).limit(gc_batch)
+        self.gc: Delete = delete(t).where(t.c.store_key.in_(expired.scalar_subquery()))
+        if self.dialect == "postgresql":
+            self.claim_once: CompoundSelect[Any] | None = self._pg_claim()
+        else:
+            self.claim_once = None
+            self.claim_insert = (
+                sqlite.insert(t)
+                .values(self._new_row(self.now))
+                .on_conflict_do_nothing(index_elements=[t.c.store_key])
+                .returning(*t.c)
+            )
+            self.claim_takeover = self._takeover(n).returning(*t.c)
+
+    def _new_row(self, now: ColumnElement[float]) -> dict[str, Any]:
+        return {
+            "store_key": _p("sk", String),
+            "tool": _p("tool_name", String),
+            "key": _p("idem_key", String),
+            "state": S.IN_PROGRESS.value,
+            "fingerprint": _p("fp", String),
+            "token": _p("fresh", String),
+            "lease_until": now + _p("lease", Double),
+            "attempts": 1,
+            "result": None,
+            "error": None,
+            "created_at": now,
+            "updated_at": now,
+            "expires_at": now + _p("life", Double),
+        }
+
+    def _takeover(self, n: FromClause) -> Update:
+        """Renew an expired record, or take over an in-progress one whose lease ran out.
+
+        The WHERE holds on the row as it is when the UPDATE locks it, so of two racers that
+        both saw an expired lease only the first updates; the second finds a live lease.
+        Of the two tokens passed, ``taken`` marks a takeover from a previous owner (the
+        UPDATE cannot return the old token) and ``fresh`` a record nobody owned.
+        """
+        t, now = self.table, n.c.t
+        expired = t.c.expires_at <= now
+        until = now + _p("lease", Double)
+        return (
+            t.update()
+            .where(
+                t.c.store_key == _p("sk", String),
+                or_(
+                    expired,
+                    and_(
+                        t.c.state == S.IN_PROGRESS.value,
+                        t.c.lease_until <= now,
+                        t.c.fingerprint == _p("fp", String),
+                    ),
+                ),
+            )
+            .values(
+                state=S.IN_PROGRESS.value,
+                fingerprint=_p("fp", String),
+                token=case(
+                    (or_(expired, t.c.token == ""), _p("fresh", String)),
+                    else_=_p("taken", String),
+                ),
+                lease_until=until,
+                attempts=case((expired, 1), else_=t.c.attempts + 1),
+                result=None,
+                error=None,
+                created_at=case((expired, now), else_=t.c.created_at),
+                updated_at=now,
+                expires_at=case(
+                    (expired, now + _p("life", Double)),
+                    (t.c.expires_at < until, until),
+                    else_=t.c.expires_at,
+                ),
+            )
+        )
+
+    def _pg_claim(self) -> CompoundSelect[Any]:
+        """The whole claim as one statement: insert, else take over, else read the row.
+
+        All parts share one snapshot. A row inserted by a concurrent claim after it was
+        taken is invisible to all three parts: no row comes back and the caller re-runs.
+        """
+        t = self.table
+        n = select(self.now.label("t")).cte("n")
+        new = self._new_row(n.c.t)
+        ins = (
+            postgresql.insert(t)
+            .from_select(list(new), select(*(_as_column(v) for v in new.values())))
+            .on_conflict_do_nothing(index_elements=[t.c.store_key])
+            .returning(*t.c)
+            .cte("ins")
+        )
+        upd = self._takeover(n).returning(*t.c).cte("upd")
+        cur = select(t).where(t.c.store_key == _p("sk", String)).cte("cur")
+
+        def part(name: str, rows: Any) -> Select[Any]:
+            return select(
+                literal(name, String).label("src"), *rows.c, n.c.t.label("now")
+            ).select_from(rows.join(n, true()))
+
+        return union_all(part("ins", ins), part("upd", upd), part("cur", cur))
+
+
+def _as_column(value: Any) -> ColumnElement[Any]:
+    if isinstance(value, ColumnElement):
+        return value
+    if value is None:
+        return null()
+    return literal(value, Integer if isinstance(value, int) else String)
+
+
+def claim_params(
+    store_key: str,
+    tool: str,
+    key: str,
+    fingerprint: str,
+    lease: float,
+    ttl: float,
+    fresh: str,
+    taken: str,
+) -> dict[str, Any]:
+    """Parameters for every claim statement."""
+    return {
+        "sk": store_key,
+        "tool_name": tool,
+        "idem_key": key,
+        "fp": fingerprint,
+        "lease": float(lease),
+        "life": float(max(ttl, lease)),
+        "fresh": fresh,
+        "taken": taken,
+    }
+
+
+def acquired(row: Mapping[Any, Any], taken: str) -> Acquired:
+    """The claim that wrote ``row``: attempt 1 after an insert, more after a takeover."""
+    return Acquired(row["token"], int(row["attempts"]), takeover=row["token"] == taken)
+
+
+def settle(row: Mapping[Any, Any] | None, fingerprint: str) -> Claim | None:
+    """What a record says to a claim that did not write it; ``None``: claim again."""
+    if row is None or row["expires_at"] <= row["now"]:
+        return None  # absent or expired, yet another claim wrote first
+    if row["fingerprint"] != fingerprint:
+        return Mismatch(fingerprint=fingerprint, existing=row["fingerprint"])
+    if row["state"] == S.COMPLETED.value:
+        return Cached(codec.load(row["result"]))
+    if row["state"] == S.FAILED.value:
+        return Dead(codec.load_error(row["error"]))
+    if row["lease_until"] > row["now"]:
+        return Busy(max(row["lease_until"] - row["now"], MIN_RETRY_AFTER))
+    return None  # a lease ran out but another claim took it over first
+
+
+def pick(rows: Sequence[Mapping[Any, Any]], source: str) -> Mapping[Any, Any] | None:
+    """The row of the PostgreSQL claim that came from ``source`` (ins, upd or cur)."""
+    return next((row for row in rows if row["src"] == source), None)

@@ -1,0 +1,94 @@
+"""The SQL DLQ's own promises: the table and its indexes, exact bytes, UTC, clear errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from intentq.dlq import DeadLetter, LetterFilter, Reason, open_dlq
+from intentq.dlq.sql import SqlDeadLetterStore
+from intentq.errors import DLQError, DLQUnavailable
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql(
+    request: pytest.FixtureRequest, unique: str, tmp_path: Path
+) -> Iterator[SqlDeadLetterStore]:
+    """A store whose table is not made yet."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'dlq.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    store = open_dlq(url, table_name=f"dl_{unique}")
+    assert isinstance(store, SqlDeadLetterStore)
+    try:
+        yield store
+    finally:
+        with store.engine.begin() as conn:
+            store.table.drop(conn, checkfirst=True)
+        store.close()
+
+
+def test_create_schema_makes_the_table_and_filter_indexes_once(sql: SqlDeadLetterStore) -> None:
+    sql.create_schema()
+    sql.create_schema()
+
+    inspector = sa.inspect(sql.engine)
+    columns = {c["name"] for c in inspector.get_columns(sql.table.name)}
+    indexes = {tuple(i["column_names"]) for i in inspector.get_indexes(sql.table.name)}
+    assert columns == {
+        "id", "body", "reason", "tool", "key", "intent_id", "error_type", "error_message",
+        "traceback", "attempts", "source_transport", "source_queue", "first_seen", "dead_at",
+        "replay_count", "last_replayed_at",
+    }  # fmt: skip
+    assert {("tool", "id"), ("reason", "id"), ("dead_at",)} <= indexes
+    assert inspector.get_pk_constraint(sql.table.name)["constrained_columns"] == ["id"]
+
+
+def test_create_schema_adds_an_index_a_table_lacks(sql: SqlDeadLetterStore) -> None:
+    sql.create_schema()
+    with sql.engine.begin() as conn:
+        conn.execute(sa.text(f"DROP INDEX ix_{sql.table.name}_dead_at"))
+
+    sql.create_schema()
+
+    names = {i["name"] for i in sa.inspect(sql.engine).get_indexes(sql.table.name)}
+    assert f"ix_{sql.table.name}_dead_at" in names
+
+
+def test_a_missing_table_says_to_create_it_and_is_not_an_outage(sql: SqlDeadLetterStore) -> None:
+    with pytest.raises(DLQError, match="does not exist: run `intentq init`") as info:
+        sql.count()
+    assert not isinstance(info.value, DLQUnavailable)
+    assert info.value.__cause__ is not None
+
+
+def test_the_body_column_holds_the_exact_bytes(sql: SqlDeadLetterStore) -> None:
+    sql.create_schema()
+    body = bytes(range(256)) * 3
+    letter_id = sql.put(DeadLetter(id="", body=body, reason=Reason.POISON))
+    with sql.engine.connect() as conn:
+        stored = conn.execute(sa.select(sql.table.c.body).where(sql.table.c.id == letter_id))
+        assert bytes(stored.scalar_one()) == body
+
+
+def test_filters_compare_instants_whatever_the_zone(sql: SqlDeadLetterStore) -> None:
+    sql.create_schema()
+    t = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    letter_id = sql.put(DeadLetter(id="", body=b"{}", reason=Reason.POISON, dead_at=t))
+    tokyo = timezone(timedelta(hours=9))
+    same_instant = t.astimezone(tokyo)  # 21:00 in Tokyo: sorts after 12:00 as plain text
+
+    assert [x.id for x in sql.list(LetterFilter(since=same_instant)).letters] == [letter_id]
+    assert sql.count(LetterFilter(until=same_instant)) == 0
+    assert sql.count(LetterFilter(until=same_instant + timedelta(microseconds=1))) == 1
+
+
+def test_a_bad_url_is_a_dlq_error() -> None:
+    with pytest.raises(DLQError, match="cannot open DLQ") as info:
+        SqlDeadLetterStore.from_url("postgresql+nosuchdriver://u:secret@h/db")
+    assert "secret" not in str(info.value)

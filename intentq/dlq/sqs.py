@@ -4,14 +4,17 @@ SQS has no query and no random access: every read is a *scan*. A scan receives e
 message, hiding each for ``scan_visibility`` seconds so that it is seen once, then gives them
 all back (ChangeMessageVisibility 0). Nothing is consumed, but each listing costs about two
 requests per ten letters, and letters in flight elsewhere are not seen. ``get``, ``delete``
-and ``mark_replayed`` scan until they meet the letter's id.
+and ``mark_replayed`` scan until they meet the letter's id, unless a running ``iter`` holds
+it: then they act on it at once (see ``sqs_hold``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from hashlib import sha256
 from typing import TYPE_CHECKING, Any
@@ -21,9 +24,11 @@ from botocore.exceptions import ClientError
 
 from intentq.dlq.base import DeadLetter, DeadLetterStore, LetterFilter, Page
 from intentq.dlq.filtering import matches
-from intentq.dlq.sqs_codec import MAX_MESSAGE_BYTES, decode, encode, order_key
+from intentq.dlq.sqs_codec import MAX_MESSAGE_BYTES, encode, order_key
 from intentq.dlq.sqs_errors import error_code, translated
-from intentq.errors import ConfigError, DLQError, LetterNotFound
+from intentq.dlq.sqs_hold import Hold
+from intentq.dlq.sqs_scan import Held, Scanner, best, unique
+from intentq.errors import ConfigError, DLQError, DLQUnavailable, LetterNotFound
 from intentq.intent import new_intent_id
 
 if TYPE_CHECKING:
@@ -39,29 +44,6 @@ DEFAULT_SCAN_VISIBILITY = 60
 DEFAULT_SCAN_WAIT = 1
 # SQS keeps a message at most 14 days; a DLQ should keep letters as long as it can.
 RETENTION_SECONDS = 14 * 24 * 3600
-# Entry failures that mean "already gone or already visible": nothing left to give back.
-_GONE = frozenset({"ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue"})
-
-
-@dataclass(frozen=True)
-class _Held:
-    """A message received by this scan: its letter and the receipt handle to act on it."""
-
-    letter: DeadLetter
-    message_id: str
-    handle: str
-
-
-def _best(letters: Sequence[DeadLetter]) -> DeadLetter:
-    # A crash inside mark_replayed can leave the old copy beside the new one: newest wins.
-    return max(letters, key=lambda x: (x.replay_count, x.last_replayed_at or datetime.min))
-
-
-def _unique(held: Sequence[_Held]) -> list[DeadLetter]:
-    by_id: dict[str, list[DeadLetter]] = {}
-    for h in held:
-        by_id.setdefault(h.letter.id, []).append(h.letter)
-    return [_best(copies) for copies in by_id.values()]
 
 
 def _cursor(letter: DeadLetter) -> str:
@@ -98,6 +80,11 @@ class SqsDeadLetterStore(DeadLetterStore):
         self.max_message_bytes = max_message_bytes
         self._queue_url = queue_url
         self._owns_client = owns_client
+        self.scanner = Scanner(
+            client, queue, lambda: self.queue_url, scan_visibility, scan_wait_seconds
+        )
+        self._lock = threading.Lock()
+        self._holds: list[Hold] = []
 
     @classmethod
     def from_url(
@@ -194,107 +181,25 @@ class SqsDeadLetterStore(DeadLetterStore):
 
     # -- scanning ----------------------------------------------------------------------------
 
-    def _receive(self, wait: int) -> list[dict[str, Any]]:
-        with translated(self.queue, "ReceiveMessage"):
-            answer = self.client.receive_message(
-                QueueUrl=self.queue_url,
-                MaxNumberOfMessages=10,
-                VisibilityTimeout=self.scan_visibility,
-                WaitTimeSeconds=wait,
-                MessageAttributeNames=["All"],
-                MessageSystemAttributeNames=["All"],
-            )
-        return [dict(m) for m in answer.get("Messages", [])]
-
-    def _scan(self, until: Callable[[DeadLetter], bool] | None = None) -> list[_Held]:
-        """Receive every visible message, or stop at the first letter ``until`` accepts.
-
-        What is returned stays hidden: the caller acts on it, then gives it back.
-        """
-        held: dict[str, _Held] = {}
-        try:
-            while True:
-                batch = self._receive(0)
-                if not batch and self.scan_wait_seconds:
-                    batch = self._receive(self.scan_wait_seconds)
-                fresh = found = False
-                for message in batch:
-                    message_id = str(message["MessageId"])
-                    fresh = fresh or message_id not in held
-                    # A message seen again (the scan outlasted its visibility) keeps only
-                    # its newest receipt handle: the older one no longer deletes it.
-                    h = _Held(decode(message), message_id, str(message["ReceiptHandle"]))
-                    held[message_id] = h
-                    found = found or (until is not None and until(h.letter))
-                if found or not fresh:
-                    return list(held.values())
-        except BaseException:
-            self._give_back(list(held.values()), strict=False)
-            raise
-
-    def _batch(
-        self, action: str, held: Sequence[_Held], call: Callable[[list[Any]], Any]
-    ) -> list[tuple[_Held, str]]:
-        """Run a batch call ten entries at a time; returns the failed entries with codes."""
-        failed: list[tuple[_Held, str]] = []
-        for start in range(0, len(held), 10):
-            chunk = held[start : start + 10]
-            entries = [{"Id": str(i), "ReceiptHandle": h.handle} for i, h in enumerate(chunk)]
-            with translated(self.queue, action):
-                answer = call(entries)
-            for entry in answer.get("Failed", []):
-                failed.append((chunk[int(entry["Id"])], str(entry.get("Code", ""))))
-        return failed
-
-    def _give_back(self, held: Sequence[_Held], strict: bool = True) -> None:
-        """Make ``held`` visible again at once."""
-
-        def call(entries: list[Any]) -> Any:
-            for e in entries:
-                e["VisibilityTimeout"] = 0
-            return self.client.change_message_visibility_batch(
-                QueueUrl=self.queue_url, Entries=entries
-            )
-
-        try:
-            failed = self._batch("ChangeMessageVisibilityBatch", held, call)
-        except DLQError:
-            if strict:
-                raise
-            log.warning("could not give back %d letters; they return by themselves", len(held))
-            return
-        for h, code in failed:
-            if code not in _GONE:
-                log.warning(
-                    "letter %s stays hidden up to %ds: give-back failed (%s)",
-                    h.letter.id,
-                    self.scan_visibility,
-                    code,
-                )
-
-    def _delete(self, held: Sequence[_Held]) -> None:
-        """Delete ``held``; raise ``DLQError`` naming any that SQS refused."""
-
-        def call(entries: list[Any]) -> Any:
-            return self.client.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
-
-        failed = self._batch("DeleteMessageBatch", held, call)
-        if failed:
-            detail = ", ".join(f"{h.letter.id} ({code})" for h, code in failed[:5])
-            raise DLQError(
-                f"SQS kept {len(failed)} of {len(held)} letters it was to delete: {detail}"
-            )
-
     def _snapshot(self) -> list[DeadLetter]:
-        held = self._scan()
-        self._give_back(held)
-        return sorted(_unique(held), key=order_key)
+        held = self.scanner.scan()
+        self.scanner.give_back(held)
+        return sorted(unique(held), key=order_key)
 
-    def _find(self, letter_id: str) -> tuple[list[_Held], list[_Held]]:
+    def _find(self, letter_id: str) -> tuple[list[Held], list[Held]]:
         """``(copies of the letter, the others)``, all still hidden."""
-        held = self._scan(until=lambda x: x.id == letter_id)
+        held = self.scanner.scan(until=lambda x: x.id == letter_id)
         mine = [h for h in held if h.letter.id == letter_id]
         return mine, [h for h in held if h.letter.id != letter_id]
+
+    def _held(self, letter_id: str, take: bool) -> list[Held] | None:
+        with self._lock:
+            holds = list(self._holds)
+        for hold in holds:
+            copies = hold.take(letter_id) if take else hold.peek(letter_id)
+            if copies:
+                return copies
+        return None
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -314,8 +219,27 @@ class SqsDeadLetterStore(DeadLetterStore):
     def iter(
         self, filter: LetterFilter | None = None, page_size: int = 100
     ) -> Iterator[DeadLetter]:
-        """Every matching letter from one scan (paging would re-scan the queue per page)."""
-        yield from (x for x in self._snapshot() if matches(x, filter))
+        """Every matching letter from one scan, held hidden until the iteration ends.
+
+        ``delete`` and ``mark_replayed`` of a held letter cost no scan: a replay receives each
+        message once. Other readers do not see held letters meanwhile.
+        """
+        since = time.monotonic()
+        held = self.scanner.scan()
+        wanted = [h for h in held if matches(h.letter, filter)]
+        self.scanner.give_back([h for h in held if not matches(h.letter, filter)])
+        hold = Hold(self.scanner, wanted, since)
+        with self._lock:
+            self._holds.append(hold)
+        try:
+            for letter in sorted(unique(wanted), key=order_key):
+                hold.keep_alive()
+                if hold.pending(letter.id):  # not deleted or replaced meanwhile
+                    yield letter
+        finally:
+            with self._lock:
+                self._holds.remove(hold)
+            hold.release()
 
     def count(self, filter: LetterFilter | None = None) -> int:
         return sum(1 for x in self._snapshot() if matches(x, filter))
@@ -334,38 +258,53 @@ class SqsDeadLetterStore(DeadLetterStore):
         return int(visible) + int(attrs.get("ApproximateNumberOfMessagesNotVisible", "0"))
 
     def get(self, letter_id: str) -> DeadLetter:
+        held = self._held(letter_id, take=False)
+        if held:
+            return best([h.letter for h in held])
         mine, others = self._find(letter_id)
-        self._give_back(mine + others)
+        self.scanner.give_back(mine + others)
         if not mine:
             raise LetterNotFound(letter_id)
-        return _best([h.letter for h in mine])
+        return best([h.letter for h in mine])
 
     # -- changing ----------------------------------------------------------------------------
 
     def delete(self, letter_id: str) -> bool:
+        held = self._held(letter_id, take=True)
+        if held:
+            try:
+                self.scanner.delete(held)
+                return True
+            except DLQUnavailable:
+                raise
+            except DLQError:  # a handle no longer current: find the message afresh
+                log.info("held copy of %s was not deletable; scanning for it", letter_id)
         mine, others = self._find(letter_id)
         try:
-            self._delete(mine)
+            self.scanner.delete(mine)
         finally:
-            self._give_back(others)
-        return bool(mine)
+            self.scanner.give_back(others)
+        return bool(mine or held)
 
     def delete_many(self, filter: LetterFilter | None = None) -> int:
-        held = self._scan()
+        held = self.scanner.scan()
         doomed = [h for h in held if matches(h.letter, filter)]
         try:
-            self._delete(doomed)
+            self.scanner.delete(doomed)
         finally:
-            self._give_back([h for h in held if not matches(h.letter, filter)])
+            self.scanner.give_back([h for h in held if not matches(h.letter, filter)])
         return len({h.letter.id for h in doomed})
 
     def mark_replayed(self, letter_id: str) -> DeadLetter:
         """Attributes cannot change in place: send the updated copy, then delete the old."""
-        mine, others = self._find(letter_id)
+        mine = self._held(letter_id, take=True)
+        others: list[Held] = []
+        if not mine:
+            mine, others = self._find(letter_id)
         try:
             if not mine:
                 raise LetterNotFound(letter_id)
-            current = _best([h.letter for h in mine])
+            current = best([h.letter for h in mine])
             updated = replace(
                 current,
                 replay_count=current.replay_count + 1,
@@ -377,10 +316,10 @@ class SqsDeadLetterStore(DeadLetterStore):
             except BaseException:
                 others = others + mine
                 raise
-            self._delete(mine)
+            self.scanner.delete(mine)
             return updated
         finally:
-            self._give_back(others)
+            self.scanner.give_back(others)
 
     def create_schema(self) -> None:
         attributes = {"MessageRetentionPeriod": str(RETENTION_SECONDS)}

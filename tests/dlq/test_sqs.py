@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from intentq.dlq import DeadLetter, LetterFilter, Reason
-from intentq.dlq.sqs import SqsDeadLetterStore, _Held
+from intentq.dlq.replay import replay
+from intentq.dlq.sqs import SqsDeadLetterStore
 from intentq.dlq.sqs_codec import ENCODING_ATTR, META_ATTR, REDRIVE_ERROR_TYPE, Encoded
+from intentq.dlq.sqs_scan import Held
 from intentq.errors import DLQError
 from intentq.intent import Intent, new_intent_id
 from tests.dlq.conftest import open_sqs
@@ -178,12 +180,12 @@ def test_a_leftover_copy_from_an_interrupted_mark_is_listed_once(sqs: SqsDeadLet
 
 def test_a_batch_entry_sqs_refuses_is_reported(sqs: SqsDeadLetterStore) -> None:
     letter_id = sqs.put(DeadLetter(id="", body=b"{}", reason=Reason.POISON))
-    held = sqs._scan()
-    stale = [_Held(h.letter, h.message_id, "not-a-receipt-handle") for h in held]
+    held = sqs.scanner.scan()
+    stale = [Held(h.letter, h.message_id, "not-a-receipt-handle") for h in held]
 
     with pytest.raises(DLQError, match=f"SQS kept 1 of 1 letters.*{letter_id}"):
-        sqs._delete(stale)
-    sqs._give_back(held)
+        sqs.scanner.delete(stale)
+    sqs.scanner.give_back(held)
     assert sqs.count() == 1
 
 
@@ -234,4 +236,91 @@ def test_an_sqs_url_names_the_queue_and_its_endpoint(sqs_server: SqsServer, uniq
         assert store.get(letter_id).id == letter_id
     finally:
         store.client.delete_queue(QueueUrl=url)
+        store.close()
+
+
+# -- iterations hold what they read ------------------------------------------------------------
+
+
+class CallCounter:
+    """Counts the SQS API calls a real client makes (botocore's own event hooks)."""
+
+    def __init__(self, store: SqsDeadLetterStore) -> None:
+        self.calls: dict[str, int] = {}
+        store.client.meta.events.register("before-call.sqs", self._count)
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.calls[model.name] = self.calls.get(model.name, 0) + 1
+
+
+def put_envelopes(store: SqsDeadLetterStore, n: int) -> list[str]:
+    return [
+        store.put(
+            DeadLetter(
+                id="",
+                body=Intent.create("t", {"i": i}).to_json(),
+                reason=Reason.PERMANENT,
+                tool="t",
+            )
+        )
+        for i in range(n)
+    ]
+
+
+def test_an_iteration_hides_its_letters_until_it_ends(sqs: SqsDeadLetterStore) -> None:
+    put_envelopes(sqs, 12)
+    sqs.put(DeadLetter(id="", body=b"{}", reason=Reason.POISON, tool="other"))
+
+    letters = sqs.iter(LetterFilter(tool="t"))
+    next(letters)
+
+    # Held: another reader sees only the letter the filter left out.
+    assert [m["Body"] for m in raw_messages(sqs)] == ["{}"]
+    letters.close()
+    assert len(raw_messages(sqs)) == 13
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["remove", "mark"])
+def test_a_replay_from_sqs_receives_each_message_once(sqs: SqsDeadLetterStore, keep: bool) -> None:
+    ids = put_envelopes(sqs, 25)
+    counter = CallCounter(sqs)
+    sent: list[bytes] = []
+
+    summary = replay(sqs, None, sqs.iter(), lambda letter, to: sent.append(letter.body), keep=keep)
+
+    assert summary.replayed == 25 and len(sent) == 25
+    # One scan: three full batches and the empty answer that ends it; no scan per letter.
+    assert counter.calls["ReceiveMessage"] == 4
+    assert counter.calls["DeleteMessageBatch"] == 25
+    assert counter.calls.get("SendMessage", 0) == (25 if keep else 0)
+    if keep:
+        assert [(x.id, x.replay_count) for x in sqs.list().letters] == [(i, 1) for i in ids]
+    else:
+        assert sqs.count() == 0
+
+
+def test_a_letter_whose_hold_lapsed_is_found_afresh(sqs_server: SqsServer, unique: str) -> None:
+    store = open_sqs(sqs_server, f"dlq-{unique}")
+    store.scanner.visibility = 1  # lapses at once, as after a long stall
+    store.create_schema()
+    try:
+        (letter_id,) = put_envelopes(store, 1)
+        letters = store.iter()
+        assert next(letters).id == letter_id
+
+        # Another reader receives the message once it is visible again: the held receipt
+        # handle is no longer the current one.
+        def received_elsewhere() -> bool:
+            answer = store.client.receive_message(QueueUrl=store.queue_url, VisibilityTimeout=0)
+            return bool(answer.get("Messages"))
+
+        wait_until(received_elsewhere, timeout=10, what="the held message to come back")
+        counter = CallCounter(store)
+
+        assert store.delete(letter_id) is True
+        assert counter.calls["ReceiveMessage"] >= 1  # scanned for it: the old handle was not used
+        letters.close()
+        assert raw_messages(store) == []
+    finally:
+        store.client.delete_queue(QueueUrl=store.queue_url)
         store.close()

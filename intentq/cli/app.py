@@ -1,14 +1,29 @@
-"""The root ``intentq`` command: global options and sub-command groups."""
+"""The root ``intentq`` command: global options and sub-command groups.
+
+Every command is thin: it parses, builds ``Settings``, and calls importable functions
+(``intentq.ops``, ``intentq.dlq.replay``, the consumers). Heavy drivers load inside commands.
+"""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
 from intentq import __version__
+from intentq.cli import demo as demo_cmd
+from intentq.cli import enqueue as enqueue_cmd
+from intentq.cli import init as init_cmd
+from intentq.cli import worker as worker_cmd
+from intentq.cli.dedup import dedup_app
+from intentq.cli.dlq import dlq_app
+from intentq.cli.group import IntentqGroup
 
 app = typer.Typer(
     name="intentq",
+    cls=IntentqGroup,
     help="Safe-to-retry tool intents: run each side effect at most once per idempotency key.",
+    epilog="Example:  intentq demo   (the whole story on SQLite, no servers needed)",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -23,11 +38,26 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")
+    ] = False,
 ) -> None:
     """Safe-to-retry tool intents over Celery and Amazon SQS."""
+
+
+app.command("demo", epilog=demo_cmd.EPILOG)(demo_cmd.demo)
+app.command("init", epilog=init_cmd.EPILOG)(init_cmd.init)
+app.command("worker", epilog=worker_cmd.EPILOG)(worker_cmd.worker)
+app.command("enqueue", epilog=enqueue_cmd.ENQUEUE_EPILOG)(enqueue_cmd.enqueue)
+app.command("result", epilog=enqueue_cmd.RESULT_EPILOG)(enqueue_cmd.result)
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(dedup_app, name="dedup")
 
 
 def main() -> None:

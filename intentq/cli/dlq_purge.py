@@ -1,0 +1,90 @@
+"""``intentq dlq purge``: delete dead letters for good, after confirmation."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from intentq.cli.common import JsonFlag, load_settings, usage
+from intentq.cli.exits import CliError, ExitCode
+from intentq.cli.output import console, print_json
+from intentq.dlq.base import LetterFilter
+from intentq.ops.durations import parse_duration
+
+PURGE_EPILOG = (
+    "Examples:  intentq dlq purge --older-than 7d --yes   |   intentq dlq purge 0192f5a8-... "
+    "|   intentq dlq purge --all --dry-run"
+)
+
+
+def purge(
+    letter_ids: Annotated[
+        list[str] | None, typer.Argument(metavar="[ID]...", help="Letters to delete.")
+    ] = None,
+    older_than: Annotated[
+        str | None,
+        typer.Option("--older-than", help="Letters dead longer ago than this (30m, 12h, 7d)."),
+    ] = None,
+    all_letters: Annotated[bool, typer.Option("--all", help="Every letter.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would go; delete nothing.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Delete dead letters for good: by id, by age, or all of them.
+
+    Asks for confirmation unless --yes; without a terminal to ask on, refuses (exit 2).
+    """
+    from intentq.dlq.purge import purge as run_purge
+    from intentq.ops.resources import opened_dlq
+
+    ids = tuple(letter_ids or ())
+    if sum([bool(ids), older_than is not None, all_letters]) != 1:
+        raise usage("say which letters to purge: letter ids, --older-than DURATION, or --all")
+    age = None
+    if older_than is not None:
+        try:
+            age = parse_duration(older_than)
+        except ValueError as exc:
+            raise usage(f"--older-than: {exc}") from None
+    now = datetime.now(UTC)
+    # Letters dead after this moment were not counted or confirmed: they are left alone.
+    f = LetterFilter(ids=ids) if ids else LetterFilter(until=now - age if age else now)
+    with opened_dlq(load_settings()) as dlq:
+        for letter_id in ids:
+            dlq.get(letter_id)  # an unknown id stops everything before anything is deleted
+        count = dlq.count(f)
+        if count == 0 or dry_run:
+            _report(0, count, dry_run, as_json)
+            return
+        if not yes:
+            _confirm(count)
+        if ids:
+            deleted = run_purge(dlq, ids=ids)
+        elif age is not None:
+            deleted = run_purge(dlq, older_than=age, now=now)
+        else:
+            deleted = run_purge(dlq, all_letters=True, filter=f)
+    _report(deleted, count, False, as_json)
+
+
+def _confirm(count: int) -> None:
+    if not sys.stdin.isatty():
+        raise usage(
+            f"refusing to delete {count} dead letter(s) without --yes: no terminal to confirm on"
+        )
+    if not typer.confirm(f"Delete {count} dead letter(s) for good?", default=False):
+        raise CliError("nothing deleted", ExitCode.FAILURE)
+
+
+def _report(deleted: int, matched: int, dry_run: bool, as_json: bool) -> None:
+    if as_json:
+        print_json({"dry_run": dry_run, "matched": matched, "purged": deleted})
+    elif dry_run:
+        console().print(f"would purge {matched} dead letter(s) (dry run: nothing deleted)")
+    else:
+        console().print(f"purged {deleted} dead letter(s)")

@@ -1,0 +1,179 @@
+"""``intentq dlq replay``: re-enqueue dead letters (same key), then remove or mark them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from intentq.cli.common import JsonFlag, TransportOpt, load_settings, usage
+from intentq.cli.exits import CliError
+from intentq.cli.output import console, print_json, table
+from intentq.cli.selectors import (
+    ErrorTypeOpt,
+    ReasonOpt,
+    SinceOpt,
+    ToolOpt,
+    UntilOpt,
+    has_conditions,
+    letter_filter,
+)
+
+if TYPE_CHECKING:
+    from intentq.config.settings import Settings
+    from intentq.dlq.base import DeadLetter
+    from intentq.dlq.replay import ReplayResult, ReplaySummary
+
+REPLAY_EPILOG = (
+    "Examples:  intentq dlq replay --reason schema --dry-run   |   "
+    "intentq dlq replay --all --rate 20   |   intentq dlq replay 0192f5a8-... --keep"
+)
+
+
+def replay(
+    letter_ids: Annotated[
+        list[str] | None, typer.Argument(metavar="[ID]...", help="Letters to replay.")
+    ] = None,
+    all_letters: Annotated[bool, typer.Option("--all", help="Replay every letter.")] = False,
+    tool: ToolOpt = None,
+    reason: ReasonOpt = None,
+    error_type: ErrorTypeOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would happen; send nothing.")
+    ] = False,
+    rate: Annotated[
+        float | None, typer.Option("--rate", min=0.001, help="At most N sends per second.")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Look at most at N letters.")
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Send to this queue instead of the source one.")
+    ] = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep replayed letters (marked) instead of removing.")
+    ] = False,
+    transport: TransportOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Replay dead letters: send each original body again, same key, then remove it.
+
+    Choose letters by id, with --all, or with filters; with none of these it refuses. A key
+    the store has completed meanwhile is skipped (the side effect happened); a failed key is
+    reset first. A crash between sending and removing is safe: the next replay's duplicate is
+    deduplicated. Exits 1 if any letter failed.
+    """
+    from intentq.dlq.replay import replay as run_replay
+    from intentq.ops.resources import opened_dlq, opened_store
+
+    ids = tuple(letter_ids or ())
+    f = letter_filter(tool, reason, error_type, since, until)
+    if not ids and not all_letters and not has_conditions(f):
+        raise usage(
+            "say which letters to replay: letter ids, --all, or a filter "
+            "(--tool, --reason, --error-type, --since, --until)"
+        )
+    if ids and (all_letters or has_conditions(f)):
+        raise usage("give letter ids, or --all, or filters: not several")
+    if all_letters and has_conditions(f):
+        raise usage("--all replays every letter: drop it to use filters")
+    settings = load_settings(transport=transport)
+    with opened_dlq(settings) as dlq, opened_store(settings) as store, _sender(settings) as send:
+        letters: list[DeadLetter] | Iterator[DeadLetter]
+        if ids:
+            letters = [dlq.get(letter_id) for letter_id in ids]  # all exist, or nothing is sent
+            total = len(letters)
+        else:
+            letters = dlq.iter(f)
+            total = dlq.count(f)
+        total = min(total, limit) if limit is not None else total
+        with _progress(total, dry_run, as_json) as on_result:
+            summary = run_replay(
+                dlq, store, letters, send,
+                to=to, dry_run=dry_run, rate=rate, limit=limit, keep=keep, on_result=on_result,
+            )  # fmt: skip
+    _summarise(summary, as_json)
+    if summary.failed:
+        raise CliError(f"{summary.failed} letter(s) failed to replay; they were kept")
+
+
+@contextmanager
+def _sender(settings: Settings) -> Iterator[Callable[[DeadLetter, str | None], None]]:
+    """``send(letter, to)``: the original bytes, to ``to`` or the letter's own queue."""
+    from intentq.producer import Producer
+
+    with Producer(settings) as producer:
+
+        def send(letter: DeadLetter, to: str | None) -> None:
+            queue = to
+            if queue is None and letter.source_transport == settings.transport:
+                queue = letter.source_queue  # a queue of this transport: back where it was
+            producer.send_raw(letter.body, queue)
+
+        yield send
+
+
+@contextmanager
+def _progress(
+    total: int, dry_run: bool, as_json: bool
+) -> Iterator[Callable[[ReplayResult], None] | None]:
+    """A progress bar on a terminal, a line per letter otherwise, nothing for --json."""
+    if as_json:
+        yield None
+        return
+    out = console()
+    if not out.is_terminal:
+
+        def line(result: ReplayResult) -> None:
+            where = f"{result.tool or '-'}:{result.key or '-'}"
+            print(f"{result.action}\t{result.letter_id}\t{where}\t{result.detail}", flush=True)
+
+        yield line
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    verb = "planning" if dry_run else "replaying"
+    with Progress(
+        TextColumn(f"{verb}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+        console=out, transient=False,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("", total=total or None)
+
+        def advance(result: ReplayResult) -> None:
+            bar.update(task, advance=1, description=f"{result.action} {result.letter_id[-12:]}")
+
+        yield advance
+
+
+def _summarise(summary: ReplaySummary, as_json: bool) -> None:
+    counts = {
+        "replayed": summary.replayed,
+        "skipped": summary.skipped,
+        "refused": summary.refused,
+        "failed": summary.failed,
+    }
+    if as_json:
+        results: list[dict[str, Any]] = [
+            {
+                "letter_id": r.letter_id,
+                "tool": r.tool,
+                "key": r.key,
+                "action": str(r.action),
+                "detail": r.detail,
+            }
+            for r in summary.results
+        ]
+        print_json({"dry_run": summary.dry_run, **counts, "results": results})
+        return
+    out = console()
+    title = "replay plan (dry run: nothing sent)" if summary.dry_run else "replay summary"
+    out.print(table(title, tuple(counts), [tuple(counts.values())]))
+    if not out.is_terminal:
+        return  # each letter already had its line
+    for r in summary.results:
+        if str(r.action) in ("refused", "would refuse", "failed"):
+            out.print(f"{r.action}: {r.letter_id}: {r.detail}", markup=False)

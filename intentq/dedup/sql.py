@@ -28,7 +28,7 @@ from intentq.dedup.base import (
     State,
     store_key,
 )
-from intentq.dedup.sql_engine import make_engine, prepare_sqlite, translated
+from intentq.dedup.sql_engine import SQLITE_BEGIN, make_engine, prepare_sqlite, translated
 from intentq.dedup.sql_schema import DEFAULT_TABLE, dedup_table
 from intentq.dedup.sql_statements import (
     GC_BATCH,
@@ -73,7 +73,11 @@ class SqlDedupStore(DedupStore):
             prepare_sqlite(engine)
         self.statements = Statements(self.table, engine.dialect, gc_batch)
         # PostgreSQL: each statement commits by itself, saving the BEGIN and COMMIT round trips.
-        self._auto = engine.execution_options(isolation_level="AUTOCOMMIT") if self._pg else engine
+        # SQLite: reads begin DEFERRED, so they never queue behind a writer.
+        self._auto: Engine = engine
+        self._reader: Engine = engine.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
+        if self._pg:
+            self._auto = self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @classmethod
     def from_url(
@@ -92,9 +96,9 @@ class SqlDedupStore(DedupStore):
     # -- plumbing ------------------------------------------------------------------------
 
     @contextmanager
-    def _connect(self, what: str) -> Iterator[Connection]:
+    def _connect(self, what: str, read_only: bool = False) -> Iterator[Connection]:
         """A connection for one call: autocommit on PostgreSQL, one transaction on SQLite."""
-        with translated(what), self._auto.connect() as conn:
+        with translated(what), (self._reader if read_only else self._auto).connect() as conn:
             yield conn
             conn.commit()
 
@@ -195,7 +199,7 @@ class SqlDedupStore(DedupStore):
         return float(row[0])
 
     def get(self, tool: str, key: str) -> Record | None:
-        with self._connect("get") as conn:
+        with self._connect("get", read_only=True) as conn:
             row = (
                 conn.execute(self.statements.get, {"sk": self.record_key(tool, key)})
                 .mappings()

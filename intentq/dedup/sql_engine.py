@@ -16,6 +16,9 @@ from intentq.errors import DedupError, StoreUnavailable
 CONNECT_TIMEOUT = 5
 # Milliseconds an SQLite writer waits for another process's write lock.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Execution option naming how an SQLite transaction begins: IMMEDIATE (the default) or
+# DEFERRED for read-only work, which then never waits for a writer.
+SQLITE_BEGIN = "intentq_sqlite_begin"
 _SQLITE_READY = "_intentq_sqlite_ready"
 
 
@@ -35,7 +38,7 @@ def make_engine(url: str, **options: Any) -> Engine:
 
 
 def prepare_sqlite(engine: Engine) -> None:
-    """WAL, a busy timeout, and ``BEGIN IMMEDIATE`` for every transaction (idempotent).
+    """WAL, a busy timeout, and ``BEGIN IMMEDIATE`` for transactions (idempotent).
 
     IMMEDIATE takes the write lock when a transaction starts: a deferred transaction that
     read first would fail, not wait, when another process wrote in between.
@@ -56,7 +59,8 @@ def prepare_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        mode = connection.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
+        connection.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
 
     setattr(engine, _SQLITE_READY, True)
     # Connections opened before the hooks were installed would miss them.

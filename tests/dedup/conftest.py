@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from sqlalchemy import select
 
 from intentq.dedup.base import DedupStore
 from intentq.dedup.memory import MemoryDedupStore
@@ -62,6 +63,19 @@ class Backend:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}")
             self.wait(POLL)
+
+
+def store_now(backend: Backend) -> float:
+    """The store's own clock, read the way the store reads it."""
+    store = backend.store
+    if backend.clock is not None:
+        return backend.clock()
+    if isinstance(store, RedisDedupStore):
+        seconds, micros = store.client.time()
+        return int(seconds) + int(micros) / 1e6
+    assert isinstance(store, SqlDedupStore)
+    with store.engine.connect() as conn:
+        return float(conn.execute(select(store.statements.now)).scalar_one())
 
 
 def open_store(spec: dict[str, Any]) -> DedupStore:

@@ -18,7 +18,7 @@ from intentq.dedup.base import (
     State,
 )
 from intentq.errors import LeaseLost
-from tests.dedup.conftest import Backend
+from tests.dedup.conftest import Backend, store_now
 
 TOOL = "book_slot"
 FP = "f" * 64
@@ -275,7 +275,7 @@ def test_mismatch_is_checked_before_busy_dead_or_takeover(backend: Backend) -> N
     store.fail(TOOL, "dead", acquire(store, "dead").token, {"reason": "x"})
     acquire(store, "expired", lease=SHORT)
     lease_until = store.get(TOOL, "expired").lease_until  # type: ignore[union-attr]
-    backend.eventually(lambda: _store_now(backend) > lease_until, what="the lease to run out")
+    backend.eventually(lambda: store_now(backend) > lease_until, what="the lease to run out")
 
     for key in ("running", "dead", "expired"):
         before = store.get(TOOL, key)
@@ -380,30 +380,13 @@ def test_forget_deletes_any_record(store: DedupStore) -> None:
 
 
 def test_times_come_from_the_store_clock(backend: Backend) -> None:
-    before = _store_now(backend)
+    before = store_now(backend)
     acquire(backend.store)
-    after = _store_now(backend)
+    after = store_now(backend)
 
     record = backend.store.get(TOOL, "k1")
     assert record is not None
     assert before - 0.002 <= record.created_at <= after + 0.002
-
-
-def _store_now(backend: Backend) -> float:
-    store = backend.store
-    if backend.clock is not None:
-        return backend.clock()
-    from intentq.dedup.redis import RedisDedupStore
-    from intentq.dedup.sql import SqlDedupStore
-
-    if isinstance(store, RedisDedupStore):
-        seconds, micros = store.client.time()
-        return int(seconds) + int(micros) / 1e6
-    assert isinstance(store, SqlDedupStore)
-    from sqlalchemy import select
-
-    with store.engine.connect() as conn:
-        return float(conn.execute(select(store.statements.now)).scalar_one())
 
 
 # -- batches ---------------------------------------------------------------------------------
@@ -436,7 +419,9 @@ def test_claim_many_answers_each_entry_like_claim(store: DedupStore) -> None:
     assert isinstance(new_2, Acquired) and new_2.token != new_1.token
     assert isinstance(twice, Busy)
     record = store.get("other_tool", "new-2")
-    assert record is not None and record.expires_at == pytest.approx(record.created_at + 50, abs=0.002)
+    assert record is not None and record.expires_at == pytest.approx(
+        record.created_at + 50, abs=0.002
+    )
 
 
 def test_claim_many_of_nothing_is_nothing(store: DedupStore) -> None:

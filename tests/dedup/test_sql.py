@@ -1,0 +1,130 @@
+"""What only the SQL store has: its schema, garbage collection, and its statement count."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event, inspect, text
+
+from intentq.dedup.base import Acquired, Cached, ClaimRequest
+from intentq.dedup.sql import SqlDedupStore
+from intentq.errors import ConfigError
+from tests.dedup.conftest import Backend
+
+TOOL = "ship_parcel"
+FP = "9" * 64
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def sql(request: pytest.FixtureRequest, make_backend: Callable[[str], Backend]) -> Backend:
+    return make_backend(request.param)
+
+
+def _store(backend: Backend) -> SqlDedupStore:
+    assert isinstance(backend.store, SqlDedupStore)
+    return backend.store
+
+
+def test_create_schema_is_idempotent_and_indexes_expiry(sql: Backend) -> None:
+    store = _store(sql)
+    store.create_schema()
+    store.create_schema()
+
+    inspector = inspect(store.engine)
+    assert inspector.get_pk_constraint(store.table.name)["constrained_columns"] == ["store_key"]
+    indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes(store.table.name)}
+    assert indexes[f"ix_{store.table.name}_expires_at"] == ["expires_at"]
+
+
+@pytest.mark.parametrize("name", ["", "1abc", "bad-name", "x; drop table y", "a" * 49])
+def test_a_bad_table_name_is_refused(sql: Backend, name: str) -> None:
+    with pytest.raises(ConfigError):
+        SqlDedupStore(_store(sql).engine, table_name=name)
+
+
+def test_sqlite_runs_in_wal_mode(make_backend: Callable[[str], Backend]) -> None:
+    store = _store(make_backend("sqlite"))
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar_one() >= 1000
+
+
+def test_gc_deletes_expired_rows_in_bounded_batches(sql: Backend) -> None:
+    store = SqlDedupStore(_store(sql).engine, table_name=_store(sql).table.name, gc_batch=2)
+    for i in range(4):
+        store.complete(TOOL, f"done-{i}", _token(store.claim(TOOL, f"done-{i}", FP)), i, ttl=0.2)
+    store.claim(TOOL, "running", FP, lease=0.2, ttl=0.2)  # in progress, then abandoned
+    store.complete(TOOL, "live", _token(store.claim(TOOL, "live", FP)), "kept", ttl=3600)
+    statements = _count_statements(store)
+
+    sql.eventually(lambda: store.get(TOOL, "running") is None, what="records to expire")
+    with statements as counted:
+        assert store.gc() == 5
+
+    assert len(counted) == 3  # 2 + 2 + 1: no statement deletes more than a batch
+    assert store.gc() == 0
+    assert store.claim(TOOL, "live", FP) == Cached("kept")
+    with store.engine.connect() as conn:
+        remaining = conn.execute(text(f"SELECT count(*) FROM {store.table.name}")).scalar_one()
+    assert remaining == 1
+
+
+def test_a_postgresql_call_is_one_statement(make_backend: Callable[[str], Backend]) -> None:
+    store = _store(make_backend("postgresql"))
+    store.claim(TOOL, "warm-up", FP)
+
+    def counted(call: Callable[[], Any]) -> int:
+        with _count_statements(store) as sent:
+            call()
+        return len(sent)
+
+    token = ""
+
+    def claim_new() -> None:
+        nonlocal token
+        token = _token(store.claim(TOOL, "k", FP, lease=60))
+
+    assert counted(claim_new) == 1
+    assert counted(lambda: store.claim(TOOL, "k", FP)) == 1
+    assert counted(lambda: store.extend(TOOL, "k", token, 60)) == 1
+    assert counted(lambda: store.complete(TOOL, "k", token, {"ok": 1})) == 1
+    assert counted(lambda: store.claim(TOOL, "k", FP)) == 1
+    batch = [ClaimRequest(TOOL, f"b{i}", FP) for i in range(3)]
+    assert counted(lambda: store.claim_many(batch)) == 3  # a statement per claim
+
+
+def test_a_sqlite_claim_of_a_new_key_is_one_statement(
+    make_backend: Callable[[str], Backend],
+) -> None:
+    store = _store(make_backend("sqlite"))
+    with _count_statements(store) as sent:
+        assert isinstance(store.claim(TOOL, "k", FP), Acquired)
+    assert [s.split()[0] for s in sent] == ["INSERT"]
+
+
+@contextmanager
+def _counting(store: SqlDedupStore) -> Iterator[list[str]]:
+    sent: list[str] = []
+
+    def before(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.startswith(("BEGIN", "PRAGMA")):
+            sent.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", before)
+    try:
+        yield sent
+    finally:
+        event.remove(store.engine, "before_cursor_execute", before)
+
+
+def _count_statements(store: SqlDedupStore) -> Any:
+    """SQL statements the store sends (transaction control left out)."""
+    return _counting(store)
+
+
+def _token(claim: Any) -> str:
+    assert isinstance(claim, Acquired)
+    return claim.token

@@ -18,6 +18,15 @@ from intentq.errors import DLQError, DLQUnavailable, LetterNotFound
 from intentq.intent import new_intent_id
 
 
+def _storable(value: Any) -> Any:
+    """Text a database column takes: PostgreSQL refuses NUL and every driver refuses lone
+    surrogates, and a letter must be written whatever its message held (the body is bytes
+    and is kept exactly)."""
+    if not isinstance(value, str):
+        return value
+    return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
 class SqlDeadLetterStore(DeadLetterStore):
     """A queryable table; filters and pagination run in SQL. See docs for the DDL."""
 
@@ -95,6 +104,21 @@ class SqlDeadLetterStore(DeadLetterStore):
             out.append(c.dead_at < f.until)
         return out
 
+    def _upsert(self, values: dict[str, Any]) -> sa.Executable:
+        """One INSERT; the same id again (a letter copied from another store) replaces it."""
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            pg = pg_insert(self.table).values(**values)
+            return pg.on_conflict_do_update(index_elements=["id"], set_=values)
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            lite = sqlite_insert(self.table).values(**values)
+            return lite.on_conflict_do_update(index_elements=["id"], set_=values)
+        return self.table.insert().values(**values)
+
     @staticmethod
     def _letter(row: RowMapping) -> DeadLetter:
         values = dict(row)
@@ -107,7 +131,7 @@ class SqlDeadLetterStore(DeadLetterStore):
     def put(self, letter: DeadLetter) -> str:
         letter_id = letter.id or new_intent_id()
         now = datetime.now(UTC)
-        values = asdict(letter)
+        values = {k: _storable(v) for k, v in asdict(letter).items()}
         values.update(
             id=letter_id,
             body=bytes(letter.body),
@@ -116,9 +140,7 @@ class SqlDeadLetterStore(DeadLetterStore):
             first_seen=letter.first_seen or letter.dead_at or now,
         )
         with self._conn(write=True) as conn:
-            # Same id again (a letter copied from another store) replaces it, like memory does.
-            conn.execute(self.table.delete().where(self.table.c.id == letter_id))
-            conn.execute(self.table.insert().values(**values))
+            conn.execute(self._upsert(values))
         return letter_id
 
     def list(

@@ -97,6 +97,21 @@ def test_body_is_kept_byte_for_byte(dlq: DeadLetterStore, body: bytes) -> None:
     assert dlq.get(letter_id).body == body
 
 
+def test_any_text_from_a_hostile_message_is_stored(dlq: DeadLetterStore) -> None:
+    # Intent.parse accepts any non-empty tool name: NUL, a lone surrogate, 10 KB of it.
+    tool = "bad\x00tool\ud800" + "x" * 10_000
+    letter = DeadLetter(
+        id="", body=b'{"tool": "bad\\u0000"}', reason=Reason.UNKNOWN_TOOL, tool=tool,
+        key="k\x00" * 300, error_type="E\x00", error_message="nul \x00 and \udcff",
+    )  # fmt: skip
+
+    got = dlq.get(dlq.put(letter))
+
+    assert got.body == letter.body
+    assert got.tool is not None and got.tool.startswith("bad") and len(got.tool) == len(tool)
+    assert got.error_message is not None and got.error_message.startswith("nul ")
+
+
 def test_put_fills_in_times_as_aware_utc(dlq: DeadLetterStore) -> None:
     before = datetime.now(UTC)
     letter_id = dlq.put(DeadLetter(id="", body=b"{}", reason=Reason.POISON))

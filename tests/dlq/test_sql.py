@@ -92,3 +92,11 @@ def test_a_bad_url_is_a_dlq_error() -> None:
     with pytest.raises(DLQError, match="cannot open DLQ") as info:
         SqlDeadLetterStore.from_url("postgresql+nosuchdriver://u:secret@h/db")
     assert "secret" not in str(info.value)
+
+
+def test_putting_an_id_again_replaces_that_letter(sql: SqlDeadLetterStore) -> None:
+    sql.create_schema()
+    letter_id = sql.put(DeadLetter(id="", body=b"first", reason=Reason.POISON))
+    sql.put(DeadLetter(id=letter_id, body=b"second", reason=Reason.SCHEMA, attempts=3))
+    got = sql.get(letter_id)
+    assert (got.body, got.reason, got.attempts, sql.count()) == (b"second", Reason.SCHEMA, 3, 1)

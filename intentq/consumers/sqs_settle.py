@@ -51,6 +51,8 @@ class Settler:
         self.stats = SettleStats()
 
     def start(self) -> None:
+        if self._thread is not None:  # the common case, without the lock
+            return
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(

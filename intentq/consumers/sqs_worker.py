@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from intentq.config.settings import Settings
@@ -189,17 +190,34 @@ class SqsWorker:
             return self._runner
 
     def _dispatch(self, runner: BatchRunner, messages: Sequence[Received]) -> None:
+        """Hand a received batch to the pool: one slot per message, planned off this thread.
+
+        Parsing and the batch claim run on a pool thread, so this thread goes straight
+        back to receiving; the planning task then runs the batch's first task itself.
+        """
         if not messages:
+            return
+        self.pool.reserve(len(messages))
+        plan = partial(self._plan_and_run, runner, messages)
+        self.pool.submit([plan], reserved=1)
+
+    def _plan_and_run(self, runner: BatchRunner, messages: Sequence[Received]) -> None:
+        spare = len(messages) - 1  # reserved slots beyond the one this task runs in
+        if self._stopping.is_set():  # nothing of this batch has started: give it all back
+            self.pool.release(spare)
+            runner.give_back(messages)
             return
         try:
             tasks = runner.plan(messages)
         except Exception:
+            self.pool.release(spare)
             log.exception("could not prepare a batch of %d; giving it back", len(messages))
             for message in messages:
                 runner.settler.release(message, GIVE_BACK_DELAY)
             return
-        for task in tasks:
-            self.pool.submit(task)
+        self.pool.submit(tasks[1:], reserved=spare)
+        if tasks:
+            tasks[0]()
 
     def _drain(self) -> None:
         if self._stop_deadline is None:  # run() ended by an exception, not by stop()

@@ -193,6 +193,26 @@ def _run(
     return result(plan.action, plan.detail + ("; letter marked" if keep else "; letter removed"))
 
 
+def _one(
+    dlq: DeadLetterStore,
+    store: DedupStore | None,
+    letter: DeadLetter,
+    send: Send,
+    to: str | None,
+    dry_run: bool,
+    keep: bool,
+    pacer: _Pacer,
+) -> ReplayResult:
+    try:
+        plan = _plan(letter, store)
+    except Exception as exc:  # the dedup store is down: this letter waits for later
+        detail = f"could not consult the dedup store: {exc}; letter kept"
+        return ReplayResult(letter.id, letter.tool, letter.key, Action.FAILED, detail)
+    if dry_run:
+        return ReplayResult(letter.id, plan.tool, plan.key, _PLANNED[plan.action], plan.detail)
+    return _run(dlq, store, letter, plan, send, to, keep, pacer)
+
+
 def replay(
     dlq: DeadLetterStore,
     store: DedupStore | None,
@@ -212,31 +232,23 @@ def replay(
 
     ``limit`` caps the letters looked at (whatever their outcome), ``rate`` the sends per
     second. ``keep`` marks replayed letters instead of removing them. A failure on one letter
-    is recorded as ``failed`` and the replay goes on.
+    is recorded as ``failed`` and the replay goes on. ``letters`` is consumed: an iterator
+    with a ``close`` (a store's ``iter``) is closed at the end.
     """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
     pacer = _Pacer(rate, clock, sleep)
     summary = ReplaySummary(dry_run=dry_run)
-    for letter in islice(letters, limit):
-        try:
-            plan = _plan(letter, store)
-        except Exception as exc:  # the dedup store is down: this letter waits for later
-            result = ReplayResult(
-                letter.id,
-                letter.tool,
-                letter.key,
-                Action.FAILED,
-                f"could not consult the dedup store: {exc}; letter kept",
-            )
-        else:
-            if dry_run:
-                result = ReplayResult(
-                    letter.id, plan.tool, plan.key, _PLANNED[plan.action], plan.detail
-                )
-            else:
-                result = _run(dlq, store, letter, plan, send, to, keep, pacer)
-        summary.add(result)
-        if on_result is not None:
-            on_result(result)
+    letters = iter(letters)
+    try:
+        for letter in islice(letters, limit):
+            result = _one(dlq, store, letter, send, to, dry_run, keep, pacer)
+            summary.add(result)
+            if on_result is not None:
+                on_result(result)
+    finally:
+        # An SQS DLQ's iteration holds its letters hidden: end it now, not when collected.
+        close = getattr(letters, "close", None)
+        if close is not None:
+            close()
     return summary

@@ -6,16 +6,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
+from hashlib import sha256
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Connection, Engine, RowMapping
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from intentq.config.redact import redacted
 from intentq.dlq.base import DeadLetter, DeadLetterStore, LetterFilter, Page, Reason
 from intentq.dlq.sql_schema import DEFAULT_TABLE, dead_letter_table
 from intentq.errors import DLQError, DLQUnavailable, LetterNotFound
 from intentq.intent import new_intent_id
+
+
+def _lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for the table ``name``."""
+    return int.from_bytes(sha256(f"intentq-dlq:{name}".encode()).digest()[:8], "big", signed=True)
 
 
 def _storable(value: Any) -> Any:
@@ -199,20 +206,15 @@ class SqlDeadLetterStore(DeadLetterStore):
         return self._letter(row)
 
     def create_schema(self) -> None:
-        try:
-            self._create()
-        except DLQError as exc:
-            # Two processes starting at once: the loser sees "already exists"; the table is
-            # there either way, which a second check-first pass confirms.
-            if "already exists" not in str(exc) and "duplicate key" not in str(exc):
-                raise
-            self._create()
-
-    def _create(self) -> None:
         with self._conn(write=True) as conn:
-            self.table.create(conn, checkfirst=True)
+            if conn.dialect.name == "postgresql":
+                # Concurrent CREATE ... IF NOT EXISTS can still collide in PostgreSQL's
+                # catalog: workers starting together take turns instead. (SQLite runs one
+                # writer at a time already.)
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(self.table.name))))
+            conn.execute(CreateTable(self.table, if_not_exists=True))
             for index in self.table.indexes:  # a table from an older version may lack one
-                index.create(conn, checkfirst=True)
+                conn.execute(CreateIndex(index, if_not_exists=True))
 
     def close(self) -> None:
         if self._owns_engine:

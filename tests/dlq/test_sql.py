@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -100,3 +102,27 @@ def test_putting_an_id_again_replaces_that_letter(sql: SqlDeadLetterStore) -> No
     sql.put(DeadLetter(id=letter_id, body=b"second", reason=Reason.SCHEMA, attempts=3))
     got = sql.get(letter_id)
     assert (got.body, got.reason, got.attempts, sql.count()) == (b"second", Reason.SCHEMA, 3, 1)
+
+
+def _create_schema(url: str, table: str, barrier: Any) -> None:
+    store = open_dlq(url, table_name=table)
+    barrier.wait(30)  # every process at the starting line: the creates really overlap
+    store.create_schema()
+    store.close()
+
+
+def test_processes_starting_together_all_create_the_schema(sql: SqlDeadLetterStore) -> None:
+    # Forked, not spawned: the children start in milliseconds with intentq already imported.
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(4)
+    url = sql.engine.url.render_as_string(hide_password=False)
+    sql.engine.dispose()  # no pooled connection shared with the children
+    children = [
+        ctx.Process(target=_create_schema, args=(url, sql.table.name, barrier)) for _ in range(4)
+    ]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(60)
+    assert [c.exitcode for c in children] == [0] * 4
+    assert sql.count() == 0

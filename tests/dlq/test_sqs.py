@@ -324,3 +324,13 @@ def test_a_letter_whose_hold_lapsed_is_found_afresh(sqs_server: SqsServer, uniqu
     finally:
         store.client.delete_queue(QueueUrl=store.queue_url)
         store.close()
+
+
+def test_a_limited_replay_gives_the_rest_back_at_once(sqs: SqsDeadLetterStore) -> None:
+    ids = put_envelopes(sqs, 8)
+    letters = sqs.iter()  # still referenced here: only replay's own close can release it
+
+    summary = replay(sqs, None, letters, lambda letter, to: None, limit=3)
+
+    assert [r.letter_id for r in summary.results] == ids[:3]
+    assert len(raw_messages(sqs)) == 5

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import replace
 from datetime import UTC, datetime
 from hashlib import sha256
@@ -75,8 +75,6 @@ class SqsDeadLetterStore(DeadLetterStore):
         self.client = client
         self.queue = queue
         self.fifo = queue.endswith(".fifo")
-        self.scan_visibility = scan_visibility
-        self.scan_wait_seconds = scan_wait_seconds
         self.max_message_bytes = max_message_bytes
         self._queue_url = queue_url
         self._owns_client = owns_client
@@ -218,7 +216,7 @@ class SqsDeadLetterStore(DeadLetterStore):
 
     def iter(
         self, filter: LetterFilter | None = None, page_size: int = 100
-    ) -> Iterator[DeadLetter]:
+    ) -> Generator[DeadLetter, None, None]:
         """Every matching letter from one scan, held hidden until the iteration ends.
 
         ``delete`` and ``mark_replayed`` of a held letter cost no scan: a replay receives each

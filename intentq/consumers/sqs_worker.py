@@ -18,7 +18,6 @@ from intentq.dedup.base import DedupStore
 from intentq.dedup.factory import open_store
 from intentq.dlq.base import DeadLetterStore
 from intentq.dlq.factory import open_dlq
-from intentq.errors import TransportError
 from intentq.executor import Executor
 from intentq.heartbeat import Heartbeat
 from intentq.policy import Policy
@@ -111,7 +110,7 @@ class SqsWorker:
                     messages = runner.sqs.receive(
                         min(want, free), self.settings.sqs_wait_seconds, self.visibility
                     )
-                except TransportError as exc:
+                except Exception as exc:  # TransportError, or anything botocore raises
                     failures += 1
                     pause = min(MAX_RECEIVE_BACKOFF, 0.5 * 2 ** min(failures, 10))
                     log.warning("receive failed (%s); retrying in %.1fs", exc, pause)
@@ -233,6 +232,7 @@ class SqsWorker:
                 break
         if self._settler is not None and not self._settler.flush(SETTLE_TIMEOUT):
             log.warning("some deletes or visibility changes were not sent before exit")
+        log.info("stopped consuming %s", self.settings.sqs_queue)
 
     def _sleep(self, seconds: float) -> None:
         # Sliced sleep, not Event.wait: a signal handler calling stop() must never find

@@ -23,6 +23,9 @@ from intentq.registry import Registry
 VISIBILITY_MARGIN = 60.0
 # SQS refuses visibility timeouts above 12 hours.
 MAX_VISIBILITY_TIMEOUT = 12 * 3600
+# How long a prefork pool waits for a killed child's last result before calling it lost.
+# Celery waits 10 s; here a missed result costs only a redelivery the store answers.
+WORKER_LOST_WAIT = 2.0
 CONSUMER = "intentq.consumers.celery_consumer:DeadLetteringConsumer"
 
 
@@ -50,6 +53,7 @@ def transport_options(settings: Settings, registry: Registry | None = None) -> d
             "region": settings.aws_region,
             "wait_time_seconds": settings.sqs_wait_seconds,
         }
+    # No options for kombu's SQL transport: it hands every one to SQLAlchemy's create_engine.
     return {}
 
 
@@ -87,6 +91,7 @@ def configure_app(
         # A task whose ack is lost with the connection finishes and records its result;
         # the redelivered copy then gets that result instead of cutting the tool off.
         worker_cancel_long_running_tasks_on_connection_loss=False,
+        worker_lost_wait=WORKER_LOST_WAIT,
         broker_connection_retry_on_startup=True,
         broker_transport_options={**(conf.broker_transport_options or {}), **options},
         worker_consumer=CONSUMER,

@@ -115,22 +115,17 @@ class Worker:
             self.proc = None
 
     def stop(self) -> None:
-        """Cold shutdown (SIGQUIT); SIGKILL if it lingers."""
+        """Warm shutdown (SIGTERM to the main process only); SIGKILL if it lingers."""
         if self.proc is None:
             return
-        try:
-            os.killpg(self.proc.pid, signal.SIGQUIT)
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        except ProcessLookupError:
-            self.proc.wait(10)
+        # Only the main process is signalled: a pool child killed from outside can leave
+        # the pool's queue lock held, and the main process then hangs at exit.
+        self.proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(20)
         pgid, self.proc = self.proc.pid, None
-        try:  # pool children the main process left behind
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of the worker
             os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     @property
     def alive(self) -> bool:
@@ -165,6 +160,22 @@ class Harness:
     def new_worker(self, name: str = "w1") -> Worker:
         env = dict(self.env, **{CONFIG: json.dumps(self.worker_config(f"{name}@%h"))})
         argv = [sys.executable, "-m", "tests.celery.worker_entry"]
+        worker = Worker(argv, env, self.log_dir / f"worker-{name}.log")
+        self.workers.append(worker)
+        return worker
+
+    def new_cli_worker(self, name: str = "w1") -> Worker:
+        """``celery -A intentq.consumers.celery_main worker``, configured by ``INTENTQ_*``."""
+        env = dict(self.env, INTENTQ_APP="tests.celery.tools:registry")
+        for field_name, value in self.settings.model_dump(exclude={"app"}).items():
+            if value is not None:
+                env[f"INTENTQ_{field_name.upper()}"] = str(value)
+        argv = [
+            sys.executable, "-m", "celery", "-A", "intentq.consumers.celery_main",
+            "--result-backend", self.result_backend,
+            "worker", "--queues", self.queue, "--concurrency", "2", "--loglevel", "INFO",
+            "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle",
+        ]  # fmt: skip
         worker = Worker(argv, env, self.log_dir / f"worker-{name}.log")
         self.workers.append(worker)
         return worker
@@ -279,4 +290,3 @@ def make_harness(
 @pytest.fixture(scope="module")
 def result_backend(redis_url: str) -> str:
     return redis_db(redis_url, RESULT_DB)
-

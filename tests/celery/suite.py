@@ -96,9 +96,7 @@ class FullSuite(CoreSuite):
         assert h.result(intent.intent_id) == first
         assert h.fx.count("effect", key) == 1
 
-    def test_worker_sigkilled_mid_tool_is_redelivered_and_completes_once(
-        self, h: Harness
-    ) -> None:
+    def test_worker_sigkilled_mid_tool_is_redelivered_and_completes_once(self, h: Harness) -> None:
         key, gate = new_key(), h.log_dir / f"gate-{uuid.uuid4().hex}"
         victim = h.ensure_worker()
         intent = h.send("slow", {"gate": str(gate)}, key=key)

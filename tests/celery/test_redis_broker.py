@@ -40,4 +40,3 @@ def h(
 
 class TestRedisBroker(FullSuite):
     pass
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -59,46 +60,46 @@ def enqueue(
     sending. Sending the same key again is safe: the tool runs at most once per key. With
     --wait, exits 0 on a result, 7 if the intent was dead-lettered, 6 on timeout.
     """
+    from intentq.ops.awaiting import await_result
+    from intentq.ops.resources import is_sqs_dlq, opened_dlq, opened_store
     from intentq.producer import Producer
 
     settings = load_settings(transport=transport, app=app)
     registry = load_app_registry(settings.app) if settings.app else None
     arguments = parse_args_json(args)
-    sent_at = datetime.now(UTC)
-    with Producer(settings, registry) as producer:
-        intent = producer.enqueue(tool, arguments, key=key, meta=parse_meta(meta))
-    queue = settings.sqs_queue if settings.transport == "sqs" else settings.celery_queue
-    sent = {
-        "intent_id": intent.intent_id,
-        "key": intent.key,
-        "tool": intent.tool,
-        "transport": settings.transport,
-        "queue": queue,
-    }
-    if wait is None:
-        if as_json:
-            print_json(sent)
-        else:
-            console().print(f"enqueued {intent.intent_id}  key {intent.key}  ({tool} via {queue})")
-        return
-    awaited = _await(settings, intent.tool, intent.key, intent.intent_id, wait, sent_at)
+    with ExitStack() as stack:
+        producer = stack.enter_context(Producer(settings, registry))
+        intent = producer.intent(tool, arguments, key=key, meta=parse_meta(meta))
+        store = dlq = None
+        if wait is not None:
+            store = stack.enter_context(opened_store(settings))
+            # Scanning an SQS DLQ hides its letters for a while: there, read only the store.
+            if not is_sqs_dlq(settings.dlq_url):
+                dlq = stack.enter_context(opened_dlq(settings))
+            store.get(intent.tool, intent.key)  # reachable, or fail before sending anything
+        sent_at = datetime.now(UTC)
+        producer.send_intent(intent)
+        queue = settings.sqs_queue if settings.transport == "sqs" else settings.celery_queue
+        sent = {
+            "intent_id": intent.intent_id,
+            "key": intent.key,
+            "tool": intent.tool,
+            "transport": settings.transport,
+            "queue": queue,
+        }
+        if store is None:
+            if as_json:
+                print_json(sent)
+            else:
+                console().print(
+                    f"enqueued {intent.intent_id}  key {intent.key}  ({tool} via {queue})"
+                )
+            return
+        awaited = await_result(
+            store, intent.tool, intent.key, wait or 0.0,
+            dlq=dlq, intent_id=intent.intent_id, sent_at=sent_at,
+        )  # fmt: skip
     _report(sent, awaited, as_json)
-
-
-def _await(
-    settings: Any, tool: str, key: str, intent_id: str, wait: float, sent_at: datetime
-) -> Any:
-    from intentq.ops.awaiting import await_result
-    from intentq.ops.resources import is_sqs_dlq, opened_dlq, opened_store
-
-    with opened_store(settings) as store:
-        if is_sqs_dlq(settings.dlq_url):
-            # Scanning an SQS DLQ hides its letters for a while: read only the store there.
-            return await_result(store, tool, key, wait)
-        with opened_dlq(settings) as dlq:
-            return await_result(
-                store, tool, key, wait, dlq=dlq, intent_id=intent_id, sent_at=sent_at
-            )
 
 
 def _report(sent: dict[str, Any], awaited: Any, as_json: bool) -> None:

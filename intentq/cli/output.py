@@ -74,12 +74,21 @@ def cell_text(value: Any) -> Text:
 
 
 def table(
-    title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], **kwargs: Any
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    keep: Sequence[str] = ("id", "key", "letter"),
+    **kwargs: Any,
 ) -> Table:
-    """A plain Rich table; ``None`` cells print as a dash."""
+    """A plain Rich table; ``None`` cells print as a dash; ``keep`` columns are never folded
+    (ids must stay copyable), the others fold when the screen is narrow."""
     out = Table(title=title, title_justify="left", **kwargs)
-    for column in columns:
-        out.add_column(column, overflow="fold")
+    for i, column in enumerate(columns):
+        if column in keep:
+            widest = max([len(column), *(len(str(row[i])) for row in rows)])
+            out.add_column(column, no_wrap=True, min_width=widest)
+        else:
+            out.add_column(column, overflow="fold")
     for row in rows:
         out.add_row(*(cell_text(cell) for cell in row))
     return out

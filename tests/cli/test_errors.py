@@ -1,0 +1,176 @@
+"""Bad input to every command: one clear line on stderr, a named exit code, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from intentq.cli.exits import ExitCode
+from tests.cli.conftest import Env
+from tests.support.net import free_port
+
+APP = "tests.cli.tools:registry"
+
+
+@pytest.fixture
+def offline(tmp_path: Path) -> Env:
+    """Settings that need no service for the commands that fail before reaching one."""
+    return Env({"INTENTQ_DEDUP_URL": "memory://", "INTENTQ_DLQ_URL": "memory://"}, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--args", "{bad"], "--args is not valid JSON"),
+        (["--args", "[1, 2]"], "must be a JSON object"),
+        (["--args", "@missing.json"], "cannot read --args file"),
+        (["--args", "{}", "--meta", "novalue"], "--meta wants name=value"),
+        (["--args", "{}", "--key", "has space"], "bad_key"),
+    ],
+)
+def test_enqueue_bad_arguments(offline: Env, args: list[str], says: str) -> None:
+    ran = offline.run("enqueue", "book_slot", *args)
+    assert ran.code == ExitCode.USAGE
+    assert says in ran.one_error_line()
+
+
+def test_enqueue_unknown_tool_is_not_found(offline: Env) -> None:
+    ran = offline.run("enqueue", "no_such_tool", "--app", APP, "--args", "{}")
+    assert ran.code == ExitCode.NOT_FOUND
+    assert "unknown tool 'no_such_tool'" in ran.one_error_line()
+
+
+def test_enqueue_args_failing_the_schema(offline: Env) -> None:
+    ran = offline.run("enqueue", "book_slot", "--app", APP, "--args", '{"time": "15:00"}')
+    assert ran.code == ExitCode.USAGE
+    line = ran.one_error_line()
+    assert "arguments for 'book_slot' failed validation" in line
+    assert "slot" in line
+
+
+def test_app_that_does_not_import(offline: Env) -> None:
+    ran = offline.run("enqueue", "book_slot", "--app", "no.such.module:registry")
+    assert ran.code == ExitCode.CONFIG
+    assert "cannot import 'no.such.module'" in ran.one_error_line()
+
+
+def test_unknown_setting(offline: Env) -> None:
+    ran = offline.with_(INTENTQ_DEDUP_ULR="memory://").run("result", "book_slot", "k")
+    assert ran.code == ExitCode.CONFIG
+    assert "unknown setting INTENTQ_DEDUP_ULR" in ran.one_error_line()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["result", "book_slot", "k"], ["dedup", "get", "book_slot", "k"], ["dedup", "gc"]],
+)
+def test_bad_store_url(offline: Env, command: list[str]) -> None:
+    ran = offline.with_(INTENTQ_DEDUP_URL="ftp://user:secret@host/x").run(*command)
+    assert ran.code == ExitCode.CONFIG
+    line = ran.one_error_line()
+    assert "unsupported dedup store URL" in line
+    assert "secret" not in line  # the password never reaches the screen
+
+
+@pytest.mark.parametrize(
+    "command", [["dlq", "list"], ["dlq", "stats"], ["dlq", "show", "x"], ["dlq", "replay", "--all"]]
+)
+def test_bad_dlq_url(offline: Env, command: list[str]) -> None:
+    ran = offline.with_(INTENTQ_DLQ_URL="mysql://root:hunter2@db/x").run(*command)
+    assert ran.code == ExitCode.CONFIG
+    line = ran.one_error_line()
+    assert "unsupported DLQ URL" in line
+    assert "hunter2" not in line
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["result", "book_slot", "k"],
+        ["dedup", "get", "book_slot", "k"],
+        ["dedup", "forget", "book_slot", "k", "--yes"],
+        ["enqueue", "book_slot", "--args", "{}", "--wait", "1"],
+    ],
+)
+def test_unreachable_redis(offline: Env, command: list[str]) -> None:
+    dead = f"redis://:pw@127.0.0.1:{free_port()}/0"
+    ran = offline.with_(
+        INTENTQ_DEDUP_URL=dead, INTENTQ_TRANSPORT="sqs",
+        INTENTQ_SQS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}",
+    ).run(*command)  # fmt: skip
+    assert ran.code == ExitCode.UNAVAILABLE, ran
+    line = ran.one_error_line()
+    assert "unavailable" in line.lower() or "unreachable" in line.lower()
+    assert ":pw@" not in line
+
+
+def test_unreachable_postgresql(offline: Env) -> None:
+    dead = f"postgresql+psycopg://postgres:pw@127.0.0.1:{free_port()}/x"
+    ran = offline.with_(INTENTQ_DLQ_URL=dead).run("dlq", "list")
+    assert ran.code == ExitCode.UNAVAILABLE
+    assert "unavailable" in ran.one_error_line()
+
+
+def test_unreachable_sqs_endpoint(offline: Env) -> None:
+    ran = offline.with_(
+        INTENTQ_TRANSPORT="sqs", INTENTQ_SQS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}"
+    ).run("enqueue", "book_slot", "--args", '{"slot": "1"}')
+    assert ran.code == ExitCode.UNAVAILABLE
+    assert "SQS" in ran.one_error_line()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["dlq", "show", "no-such-letter"],
+        ["dlq", "replay", "no-such-letter"],
+        ["dlq", "purge", "no-such-letter", "--yes"],
+    ],
+)
+def test_unknown_letter_id(env: Env, command: list[str]) -> None:
+    ran = env.run(*command)
+    assert ran.code == ExitCode.NOT_FOUND
+    assert "no dead letter with id 'no-such-letter'" in ran.one_error_line()
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (["dlq", "list", "--reason", "sad"], "is not a reason"),
+        (["dlq", "list", "--since", "last tuesday"], "--since"),
+        (["dlq", "replay", "--until", "soon"], "--until"),
+        (["dlq", "purge", "--older-than", "7 days"], "--older-than"),
+        (["dlq", "list", "--limit", "0"], "--limit"),
+        (["dlq", "replay", "--all", "--rate", "0"], "--rate"),
+        (["enqueue", "book_slot", "--transport", "kafka"], "--transport must be celery or sqs"),
+        (["worker", "--pool", "gevent", "--app", APP], "--pool"),
+        (["dlq", "explode"], "No such command"),
+        (["result", "book_slot"], "Missing argument"),
+    ],
+)
+def test_bad_usage(offline: Env, command: list[str], says: str) -> None:
+    ran = offline.run(*command)
+    assert ran.code == ExitCode.USAGE
+    assert says in ran.one_error_line()
+
+
+def test_worker_without_an_app(offline: Env) -> None:
+    ran = offline.run("worker")
+    assert ran.code == ExitCode.CONFIG
+    assert "--app" in ran.one_error_line()
+
+
+def test_missing_table_says_to_run_init(tmp_path: Path) -> None:
+    fresh = Env({"INTENTQ_DLQ_URL": f"sqlite:///{tmp_path / 'none.db'}"}, tmp_path)
+    ran = fresh.run("dlq", "list")
+    assert ran.code == ExitCode.FAILURE
+    assert "intentq init" in ran.one_error_line()
+
+
+def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    ran = Env({"INTENTQ_DEDUP_URL": dead}, tmp_path).spawn("result", "book_slot", "k")
+    assert ran.code == ExitCode.UNAVAILABLE
+    assert "Redis store unavailable" in ran.one_error_line()
+    assert ran.stdout == ""

@@ -1,7 +1,7 @@
 """The Lua scripts behind the Redis store: each call is one atomic script on one key.
 
-Times are the server's (``TIME``) in integer milliseconds: Lua numbers print with 14
-significant digits, enough for epoch milliseconds but not microseconds. Every script touches
+Times are the server's (``TIME``) in integer milliseconds: doubles hold them exactly and
+``redis.call`` writes integral numbers without an exponent. Every script touches
 only ``KEYS[1]``, so they run unchanged on Redis Cluster. Replies are flat arrays whose first
 element is a status code (``0``: the caller's token does not own the record).
 """
@@ -11,17 +11,19 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-# Shared by every script: the server clock, integer formatting, the owner check.
+# Shared by every script: the key and the server clock.
 PRELUDE = """
 local k = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local function n(x) return string.format('%d', x) end
-local function owned(token)
-  local r = redis.call('HMGET', k, 'state', 'token')
-  return token ~= '' and r[1] == 'in_progress' and r[2] == token
+"""
+
+# For the scripts only the token's owner may run; a stale caller gets the record as it is.
+OWNER_ONLY = """
+local r = redis.call('HMGET', k, 'state', 'token')
+if ARGV[1] == '' or r[1] ~= 'in_progress' or r[2] ~= ARGV[1] then
+  return {0, redis.call('HGETALL', k)}
 end
-local function lost() return {0, redis.call('HGETALL', k)} end
 """
 
 # ARGV: fingerprint, lease ms, ttl ms, new token.
@@ -33,9 +35,9 @@ local r = redis.call('HMGET', k, 'state', 'fp', 'token', 'lease', 'attempts', 'r
 if not r[1] then
   local expires = now + math.max(ttl, lease)
   redis.call('HSET', k, 'state', 'in_progress', 'fp', fp, 'token', token,
-             'lease', n(now + lease), 'attempts', 1, 'created', n(now), 'updated', n(now),
-             'expires', n(expires))
-  redis.call('PEXPIREAT', k, n(expires))
+             'lease', now + lease, 'attempts', 1, 'created', now, 'updated', now,
+             'expires', expires)
+  redis.call('PEXPIREAT', k, expires)
   return {1, token, 1, 0}
 end
 if r[2] ~= fp then return {5, r[2]} end
@@ -45,9 +47,9 @@ local lease_until = tonumber(r[4])
 if lease_until > now then return {4, lease_until - now} end
 local attempts = tonumber(r[5]) + 1
 local expires = math.max(tonumber(r[8]), now + lease)
-redis.call('HSET', k, 'token', token, 'lease', n(now + lease), 'attempts', attempts,
-           'updated', n(now), 'expires', n(expires))
-redis.call('PEXPIREAT', k, n(expires))
+redis.call('HSET', k, 'token', token, 'lease', now + lease, 'attempts', attempts,
+           'updated', now, 'expires', expires)
+redis.call('PEXPIREAT', k, expires)
 local takeover = 0
 if r[3] ~= '' then takeover = 1 end
 return {1, token, attempts, takeover}
@@ -55,30 +57,27 @@ return {1, token, attempts, takeover}
 
 # ARGV: token, state ('completed' | 'failed'), field ('result' | 'error'), JSON, ttl ms.
 FINISH = """
-if not owned(ARGV[1]) then return lost() end
 local expires = now + tonumber(ARGV[5])
 redis.call('HSET', k, 'state', ARGV[2], ARGV[3], ARGV[4], 'token', '', 'lease', '0',
-           'updated', n(now), 'expires', n(expires))
-redis.call('PEXPIREAT', k, n(expires))
+           'updated', now, 'expires', expires)
+redis.call('PEXPIREAT', k, expires)
 return {1}
 """
 
 # ARGV: token.
 RELEASE = """
-if not owned(ARGV[1]) then return lost() end
-redis.call('HSET', k, 'token', '', 'lease', '0', 'updated', n(now))
+redis.call('HSET', k, 'token', '', 'lease', '0', 'updated', now)
 return {1}
 """
 
 # ARGV: token, lease ms. Reply: {1, lease_until ms}.
 EXTEND = """
-if not owned(ARGV[1]) then return lost() end
 local lease_until = now + tonumber(ARGV[2])
 local expires = tonumber(redis.call('HGET', k, 'expires'))
-redis.call('HSET', k, 'lease', n(lease_until), 'updated', n(now))
+redis.call('HSET', k, 'lease', lease_until, 'updated', now)
 if lease_until > expires then
-  redis.call('HSET', k, 'expires', n(lease_until))
-  redis.call('PEXPIREAT', k, n(lease_until))
+  redis.call('HSET', k, 'expires', lease_until)
+  redis.call('PEXPIREAT', k, lease_until)
 end
 return {1, lease_until}
 """
@@ -108,9 +107,9 @@ SCRIPTS = {
     name: _script(name, body)
     for name, body in {
         "claim": CLAIM,
-        "finish": FINISH,
-        "release": RELEASE,
-        "extend": EXTEND,
+        "finish": OWNER_ONLY + FINISH,
+        "release": OWNER_ONLY + RELEASE,
+        "extend": OWNER_ONLY + EXTEND,
         "reset": RESET,
     }.items()
 }

@@ -43,6 +43,7 @@ from intentq.errors import ConfigError, LeaseLost
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
+    from intentq.dedup.sql_batch import PipelinedClaims
     from intentq.dedup.sql_transaction import SqlCompletion
 
 # A claim re-runs when a concurrent claim wrote between its read and its write; past this
@@ -74,6 +75,7 @@ class SqlDedupStore(DedupStore):
         self.statements = Statements(self.table, engine.dialect, gc_batch)
         # PostgreSQL: each statement commits by itself, saving the BEGIN and COMMIT round trips.
         # SQLite: reads begin DEFERRED, so they never queue behind a writer.
+        self._pipelined: PipelinedClaims | None = None
         self._auto: Engine = engine
         self._reader: Engine = engine.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
         if self._pg:
@@ -101,6 +103,11 @@ class SqlDedupStore(DedupStore):
         with translated(what), (self._reader if read_only else self._auto).connect() as conn:
             yield conn
             conn.commit()
+
+    @property
+    def autocommit_engine(self) -> Engine:
+        """The engine the store's own statements run on (autocommit on PostgreSQL)."""
+        return self._auto
 
     def record_key(self, tool: str, key: str) -> str:
         """The primary key of ``(tool, key)``'s row."""
@@ -134,7 +141,23 @@ class SqlDedupStore(DedupStore):
             return self._claim(conn, tool, key, fingerprint, lease, ttl)
 
     def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
-        """Claims on one connection, each committed by itself."""
+        """PostgreSQL: one pipelined round trip. SQLite: one transaction for the batch."""
+        if not requests:
+            return []
+        if self._pg:
+            if self._pipelined is None:
+                from intentq.dedup.sql_batch import PipelinedClaims
+
+                self._pipelined = PipelinedClaims(self)
+            if self._pipelined.supported:
+                answers = self._pipelined.claim_many(requests)
+                # An entry that lost a race to a concurrent claim asks again, alone.
+                return [
+                    answer
+                    if answer is not None
+                    else self.claim(r.tool, r.key, r.fingerprint, r.lease, r.ttl)
+                    for answer, r in zip(answers, requests, strict=True)
+                ]
         with self._connect("claim") as conn:
             return [
                 self._claim(conn, r.tool, r.key, r.fingerprint, r.lease, r.ttl) for r in requests

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import random
 import signal
 import time
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from intentq.dedup.base import Acquired, Busy, Cached
+from intentq.dedup.base import Acquired, Busy, Cached, ClaimRequest
 from intentq.errors import LeaseLost
 from tests.dedup.conftest import SHARED, Backend, open_store, store_now
 
@@ -69,6 +70,47 @@ def test_sixteen_processes_racing_for_one_key_acquire_it_once(
     ((winner_pid, winner),) = winners
     assert (winner.attempt, winner.takeover) == ((2, True) if expired else (1, False))
     assert [later for _, _, later in reports] == [Cached({"charged_by": winner_pid})] * RACERS
+    assert all(proc.exitcode == 0 for proc in procs)
+
+
+def _batcher(spec: dict[str, Any], keys: list[str], start: Any, out: Any) -> None:
+    store = open_store(spec)
+    try:
+        start.wait(30)
+        claims = store.claim_many([ClaimRequest(TOOL, key, FP, lease=30) for key in keys])
+        out.put(
+            [key for key, claim in zip(keys, claims, strict=True) if isinstance(claim, Acquired)]
+        )
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_overlapping_batches_from_many_processes_acquire_each_key_once(
+    make_backend: Callable[[str], Backend], name: str
+) -> None:
+    """Batches in every order over the same keys: no deadlock, and one owner per key."""
+    backend = make_backend(name)
+    keys = [f"key-{i}" for i in range(10)]
+    workers = 8
+    start, out = CTX.Barrier(workers), CTX.Queue()
+    procs = [
+        CTX.Process(
+            target=_batcher, args=(backend.spec, random.Random(w).sample(keys, 10), start, out)
+        )
+        for w in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        won = [key for _ in procs for key in out.get(timeout=60)]
+    finally:
+        for proc in procs:
+            proc.join(30)
+        out.close()
+        out.join_thread()
+
+    assert sorted(won) == keys
     assert all(proc.exitcode == 0 for proc in procs)
 
 

@@ -1,9 +1,10 @@
-"""What only the SQL store has: its schema, garbage collection, and its statement count."""
+"""What only the SQL store has: its schema, garbage collection, statements and round trips."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,28 +73,56 @@ def test_gc_deletes_expired_rows_in_bounded_batches(sql: Backend) -> None:
     assert remaining == 1
 
 
-def test_a_postgresql_call_is_one_statement(make_backend: Callable[[str], Backend]) -> None:
+def test_a_postgresql_call_is_one_round_trip(
+    make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
     store = _store(make_backend("postgresql"))
     store.claim(TOOL, "warm-up", FP)
-
-    def counted(call: Callable[[], Any]) -> int:
-        with _count_statements(store) as sent:
-            call()
-        return len(sent)
-
     token = ""
 
     def claim_new() -> None:
         nonlocal token
         token = _token(store.claim(TOOL, "k", FP, lease=60))
 
-    assert counted(claim_new) == 1
-    assert counted(lambda: store.claim(TOOL, "k", FP)) == 1
-    assert counted(lambda: store.extend(TOOL, "k", token, 60)) == 1
-    assert counted(lambda: store.complete(TOOL, "k", token, {"ok": 1})) == 1
-    assert counted(lambda: store.claim(TOOL, "k", FP)) == 1
-    batch = [ClaimRequest(TOOL, f"b{i}", FP) for i in range(3)]
-    assert counted(lambda: store.claim_many(batch)) == 3  # a statement per claim
+    def round_trips(call: Callable[[], Any]) -> int:
+        with _wire(store, tmp_path / "trace.txt") as requests:
+            call()
+        return len(requests)
+
+    assert round_trips(claim_new) == 1
+    assert round_trips(lambda: store.claim(TOOL, "k", FP)) == 1
+    assert round_trips(lambda: store.extend(TOOL, "k", token, 60)) == 1
+    assert round_trips(lambda: store.complete(TOOL, "k", token, {"ok": 1})) == 1
+    assert round_trips(lambda: store.claim(TOOL, "k", FP)) == 1
+    batch = [ClaimRequest(TOOL, f"b{i}", FP) for i in range(9)] + [ClaimRequest(TOOL, "k", FP)]
+    claims: list[Any] = []
+    assert round_trips(lambda: claims.extend(store.claim_many(batch))) == 1
+    assert all(isinstance(c, Acquired) for c in claims[:9]) and claims[9] == Cached({"ok": 1})
+
+
+@contextmanager
+def _wire(store: SqlDedupStore, path: Path) -> Iterator[list[str]]:
+    """Requests the client sends (libpq's trace: each ends with a Sync or a simple Query)."""
+    traced: dict[int, Any] = {}
+    requests: list[str] = []
+    with path.open("w") as sink:
+
+        def checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+            if id(dbapi_connection) not in traced:
+                dbapi_connection.pgconn.trace(sink.fileno())
+                traced[id(dbapi_connection)] = dbapi_connection
+
+        event.listen(store.engine, "checkout", checkout)
+        try:
+            yield requests
+        finally:
+            event.remove(store.engine, "checkout", checkout)
+            for connection in traced.values():
+                connection.pgconn.untrace()
+    for line in path.read_text().splitlines():
+        fields = line.split("\t")
+        if len(fields) > 3 and fields[1] == "F" and fields[3] in ("Sync", "Query"):
+            requests.append(line)
 
 
 def test_a_sqlite_claim_of_a_new_key_is_one_statement(

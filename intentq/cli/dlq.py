@@ -125,13 +125,15 @@ def stats(
             }
         )
         return
-    rows = [(t, r, n) for (t, r), n in counts.by_tool_reason.most_common()]
     out = console()
-    out.print(table("dead letters by tool and reason", ("tool", "reason", "count"), rows))
+    if not counts.total:
+        out.print("no dead letters")
+        return
+    rows = [(t, r, n) for (t, r), n in counts.by_tool_reason.most_common()]
+    out.print(table("by tool and reason", ("tool", "reason", "count"), rows))
     by_reason = ", ".join(f"{r} {n}" for r, n in counts.by_reason.most_common()) or "none"
     out.print(f"total {counts.total}; by reason: {by_reason}")
-    if counts.total:
-        out.print(f"oldest {when(counts.oldest)}, newest {when(counts.newest)}")
+    out.print(f"oldest {when(counts.oldest)}, newest {when(counts.newest)}")
 
 
 dlq_app.command("replay", epilog=REPLAY_EPILOG)(replay)

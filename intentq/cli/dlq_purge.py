@@ -10,19 +10,20 @@ import typer
 
 from intentq.cli.common import JsonFlag, load_settings, usage
 from intentq.cli.exits import CliError, ExitCode
-from intentq.cli.output import console, print_json
+from intentq.cli.output import console, examples, print_json
 from intentq.dlq.base import LetterFilter
 from intentq.ops.durations import parse_duration
 
-PURGE_EPILOG = (
-    "Examples:  intentq dlq purge --older-than 7d --yes   |   intentq dlq purge 0192f5a8-... "
-    "|   intentq dlq purge --all --dry-run"
+PURGE_EPILOG = examples(
+    "intentq dlq purge --older-than 7d --yes",
+    "intentq dlq purge 01a2265c-16c3-7000-b9f7-36db9bee8ffe",
+    "intentq dlq purge --all --dry-run",
 )
 
 
 def purge(
     letter_ids: Annotated[
-        list[str] | None, typer.Argument(metavar="[ID]...", help="Letters to delete.")
+        list[str] | None, typer.Argument(metavar="ID", help="Letters to delete.")
     ] = None,
     older_than: Annotated[
         str | None,

@@ -10,7 +10,7 @@ import typer
 
 from intentq.cli.common import JsonFlag, TransportOpt, load_settings, usage
 from intentq.cli.exits import CliError
-from intentq.cli.output import console, print_json, table
+from intentq.cli.output import console, examples, print_json, table
 from intentq.cli.selectors import (
     ErrorTypeOpt,
     ReasonOpt,
@@ -26,15 +26,17 @@ if TYPE_CHECKING:
     from intentq.dlq.base import DeadLetter
     from intentq.dlq.replay import ReplayResult, ReplaySummary
 
-REPLAY_EPILOG = (
-    "Examples:  intentq dlq replay --reason schema --dry-run   |   "
-    "intentq dlq replay --all --rate 20   |   intentq dlq replay 0192f5a8-... --keep"
+REPLAY_EPILOG = examples(
+    "intentq dlq replay --reason schema --dry-run",
+    "intentq dlq replay --tool book_slot --since 2h --rate 20",
+    "intentq dlq replay --all --limit 100 --json",
+    "intentq dlq replay 01a2265c-16c3-7000-b9f7-36db9bee8ffe --keep",
 )
 
 
 def replay(
     letter_ids: Annotated[
-        list[str] | None, typer.Argument(metavar="[ID]...", help="Letters to replay.")
+        list[str] | None, typer.Argument(metavar="ID", help="Letters to replay.")
     ] = None,
     all_letters: Annotated[bool, typer.Option("--all", help="Replay every letter.")] = False,
     tool: ToolOpt = None,

@@ -19,11 +19,12 @@ from intentq.cli.common import (
     parse_meta,
 )
 from intentq.cli.exits import CliError, ExitCode
-from intentq.cli.output import console, print_json, show_fields
+from intentq.cli.output import console, examples, print_json, show_fields
 
-ENQUEUE_EPILOG = (
-    'Examples:  intentq enqueue book_slot --args \'{"slot": "15:00"}\' --key conv42-call7 '
-    "--wait 30   |   intentq enqueue book_slot --args @intent-args.json --meta conversation_id=42"
+ENQUEUE_EPILOG = examples(
+    'intentq enqueue book_slot --args \'{"slot": "15:00"}\' --key conv42-call7 --wait 30',
+    "intentq enqueue book_slot --args @args.json --meta conversation_id=conv42 --json",
+    'intentq enqueue book_slot --app myapp.tools:registry --args \'{"slot": "15:00"}\'',
 )
 RESULT_EPILOG = "Example:  intentq result book_slot conv42-call7 --json"
 

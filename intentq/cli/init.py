@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from intentq.cli.common import JsonFlag, TransportOpt, load_settings
-from intentq.cli.output import console, print_json, table
+from intentq.cli.output import console, examples, print_json, table
 
-EPILOG = (
-    "Examples:  intentq init   |   "
-    "INTENTQ_TRANSPORT=sqs INTENTQ_DEDUP_URL=redis://127.0.0.1:6379/0 intentq init --json"
+EPILOG = examples(
+    "intentq init",
+    "INTENTQ_TRANSPORT=sqs INTENTQ_SQS_QUEUE=orders intentq init --json",
 )
 
 

@@ -111,3 +111,8 @@ def when(value: datetime | float | None) -> str | None:
     if isinstance(value, int | float):
         value = datetime.fromtimestamp(value).astimezone()
     return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def examples(*lines: str) -> str:
+    """A help epilog: one example command per paragraph (Rich help joins single newlines)."""
+    return "\n\n".join(["Examples:", *(f"  {line}" for line in lines)])

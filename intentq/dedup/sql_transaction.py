@@ -6,11 +6,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session
 
 from intentq.dedup.sql_engine import translated
-from intentq.errors import DedupError, LeaseLost
+from intentq.errors import DedupError, LeaseLost, StoreUnavailable
 
 if TYPE_CHECKING:
     from sqlalchemy import CursorResult
@@ -56,6 +62,14 @@ class SqlCompletion:
         self.completed = True
 
 
+def _connection_lost(exc: BaseException) -> bool:
+    if isinstance(exc, DisconnectionError):
+        return True
+    return isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    )
+
+
 @contextmanager
 def fenced_transaction(
     store: SqlDedupStore, tool: str, key: str, token: str, ttl: float
@@ -69,10 +83,14 @@ def fenced_transaction(
             raise DedupError(f"transaction for {tool}:{key} ended without complete(); rolled back")
         with translated("commit"):
             session.commit()
-    except BaseException:
+    except BaseException as exc:
         # The original error matters more than a failed rollback on a dead connection.
         with suppress(SQLAlchemyError):
             session.rollback()
+        if _connection_lost(exc):
+            # The tool wrote through the store's session: its connection is the store's, and
+            # losing it is an outage to retry, not the tool's permanent failure.
+            raise StoreUnavailable(f"{tool}:{key}: SQL store unavailable: {exc}") from exc
         raise
     finally:
         session.close()

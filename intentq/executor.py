@@ -8,6 +8,7 @@ answers with an ``Outcome`` the transport carries out with its own verbs.
 from __future__ import annotations
 
 import logging
+import random
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -47,6 +48,8 @@ log = logging.getLogger("intentq.executor")
 
 # When the store is down, the message comes back after about this long (plus jitter).
 STORE_OUTAGE_DELAY = 2.0
+# A duplicate that finds its key busy first looks again after about this long (seconds).
+BUSY_RECHECK_FIRST = 0.5
 HeartbeatFn = Callable[[], None]
 
 
@@ -189,8 +192,16 @@ class Executor:
                     f"received {job.delivery.receive_count} times while another worker held it",
                     attempts=0,
                 )
-            return RetryLater(claim.retry_after, spend_attempt=False, why="busy")
+            return RetryLater(
+                self._busy_delay(claim, job.delivery), spend_attempt=False, why="busy"
+            )
         return self._run(job, claim, heartbeat)
+
+    def _busy_delay(self, claim: Busy, delivery: Delivery) -> float:
+        # A duplicate of a fast tool should get its cached answer soon, not after the whole
+        # lease; the wait doubles with each delivery so a long tool costs few receives.
+        recheck = BUSY_RECHECK_FIRST * 2 ** min(delivery.receive_count - 1, 16)
+        return min(claim.retry_after, recheck * (0.5 + random.random() / 2))
 
     def _run(self, job: Job, claim: Acquired, heartbeat: HeartbeatFn | None) -> Outcome:
         spec, max_attempts = job.spec, self.policy.max_attempts_for(job.spec)

@@ -143,6 +143,22 @@ def test_duplicate_while_first_runs_is_deferred_without_spending(world: World) -
     assert world.calls["slow"] == 1
 
 
+def test_busy_recheck_grows_with_deliveries_and_never_passes_the_lease() -> None:
+    w = World()
+    intent = Intent.create("book", {"slot": "1"}, key="busy")
+    owner = w.store.claim("book", "busy", intent.fingerprint, lease=300)
+    assert isinstance(owner, Acquired)
+    delays = []
+    for receive_count in (1, 2, 3, 12):
+        out = w.run(intent, Delivery("sqs", "q", "m", receive_count=receive_count))
+        assert isinstance(out, RetryLater) and out.spend_attempt is False
+        delays.append(out.delay)
+    assert 0.25 <= delays[0] <= 0.5  # a fast tool's duplicate looks again soon
+    assert 0.5 <= delays[1] <= 1.0 and 1.0 <= delays[2] <= 2.0
+    assert delays[3] <= 300  # capped by the owner's lease
+    assert "book" not in w.calls
+
+
 def test_heartbeat_keeps_a_long_tool_leased() -> None:
     """The tool runs for 3x its lease on the real clock; the lease never lapses."""
     w = World(store=MemoryDedupStore())

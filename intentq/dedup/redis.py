@@ -35,10 +35,10 @@ from intentq.errors import DedupError, LeaseLost, StoreUnavailable
 if TYPE_CHECKING:
     from redis import Redis
 
-# For clients built by ``from_url``: fail fast, and retry once on a dropped pooled connection.
+# For clients built by ``from_url``: fail fast; ping a pooled connection idle this long.
 CONNECT_TIMEOUT = 5.0
 SOCKET_TIMEOUT = 10.0
-RETRIES = 1
+HEALTH_CHECK_INTERVAL = 1
 
 
 def _text(value: Any) -> str:
@@ -62,15 +62,16 @@ class RedisDedupStore(DedupStore):
         """A store on a client made from ``redis://``, ``rediss://`` or ``unix://`` URLs."""
         try:
             import redis
-            from redis.backoff import ExponentialBackoff
+            from redis.backoff import NoBackoff
             from redis.retry import Retry
         except ImportError as exc:  # pragma: no cover - redis is a core dependency
             raise DedupError("the Redis store needs redis: pip install redis") from exc
         options.setdefault("socket_connect_timeout", CONNECT_TIMEOUT)
         options.setdefault("socket_timeout", SOCKET_TIMEOUT)
-        # Retrying a script is safe: a claim that ran twice answers Busy to itself, a
-        # completion that ran twice answers LeaseLost; neither runs a side effect again.
-        options.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.05), RETRIES))
+        options.setdefault("health_check_interval", HEALTH_CHECK_INTERVAL)
+        # No blind resend: a release whose reply was lost would come back LeaseLost and the
+        # intent would be acknowledged unfinished. StoreUnavailable lets the executor decide.
+        options.setdefault("retry", Retry(NoBackoff(), 0))
         try:
             client = redis.Redis.from_url(url, **options)
         except ValueError as exc:

@@ -43,7 +43,7 @@ from intentq.errors import ConfigError, LeaseLost
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-    from intentq.dedup.sql_batch import PipelinedClaims
+    from intentq.dedup.sql_driver import Driver
     from intentq.dedup.sql_transaction import SqlCompletion
 
 # A claim re-runs when a concurrent claim wrote between its read and its write; past this
@@ -75,11 +75,16 @@ class SqlDedupStore(DedupStore):
         self.statements = Statements(self.table, engine.dialect, gc_batch)
         # PostgreSQL: each statement commits by itself, saving the BEGIN and COMMIT round trips.
         # SQLite: reads begin DEFERRED, so they never queue behind a writer.
-        self._pipelined: PipelinedClaims | None = None
         self._auto: Engine = engine
         self._reader: Engine = engine.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
         if self._pg:
             self._auto = self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # psycopg 3 runs the hot path without SQLAlchemy's per-call execution machinery.
+        self._driver: Driver | None = None
+        if self._pg and engine.dialect.driver == "psycopg":
+            from intentq.dedup.sql_driver import Driver
+
+            self._driver = Driver(self)
 
     @classmethod
     def from_url(
@@ -113,15 +118,18 @@ class SqlDedupStore(DedupStore):
         """The primary key of ``(tool, key)``'s row."""
         return store_key(self.prefix, tool, key)
 
-    def _fenced(self, what: str, tool: str, key: str, token: str, stmt: Any, **params: Any) -> Any:
-        """Run an owner-only UPDATE; ``LeaseLost`` (with the record as it is) if it matched none."""
+    def _fenced(self, what: str, tool: str, key: str, token: str, **params: Any) -> Any:
+        """Run the owner-only UPDATE ``what``; ``LeaseLost`` (with the record) if none matched."""
         rows: list[Any] = []
         if token:
-            with self._connect(what) as conn:
-                result = conn.execute(
-                    stmt, {"sk": self.record_key(tool, key), "owner": token, **params}
-                )
-                rows = list(result) if result.returns_rows else [()] * result.rowcount
+            params.update(sk=self.record_key(tool, key), owner=token)
+            statement = "finish" if what in ("complete", "fail") else what
+            if self._driver is not None:
+                rows = self._driver.execute(what, getattr(self._driver, statement), params)
+            else:
+                with self._connect(what) as conn:
+                    result = conn.execute(getattr(self.statements, statement), params)
+                    rows = list(result) if result.returns_rows else [()] * result.rowcount
         if not rows:
             # Read after the transaction closed: SQLite would wait on its own write lock.
             raise LeaseLost(tool, key, token, self.get(tool, key))
@@ -137,46 +145,51 @@ class SqlDedupStore(DedupStore):
         lease: float = DEFAULT_LEASE,
         ttl: float = DEFAULT_TTL,
     ) -> Claim:
+        params = self._claim_params(tool, key, fingerprint, lease, ttl)
+        if self._driver is not None:
+            for _ in range(CLAIM_ROUNDS):
+                outcome = self._driver.claim(params)
+                if outcome is not None:
+                    return outcome
+            return Busy(MIN_RETRY_AFTER)
         with self._connect("claim") as conn:
-            return self._claim(conn, tool, key, fingerprint, lease, ttl)
+            return self._claim(conn, params)
 
     def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
         """PostgreSQL: one pipelined round trip. SQLite: one transaction for the batch."""
         if not requests:
             return []
-        if self._pg:
-            if self._pipelined is None:
-                from intentq.dedup.sql_batch import PipelinedClaims
-
-                self._pipelined = PipelinedClaims(self)
-            if self._pipelined.supported:
-                answers = self._pipelined.claim_many(requests)
-                # An entry that lost a race to a concurrent claim asks again, alone.
-                return [
-                    answer
-                    if answer is not None
-                    else self.claim(r.tool, r.key, r.fingerprint, r.lease, r.ttl)
-                    for answer, r in zip(answers, requests, strict=True)
-                ]
+        if self._driver is not None and self._driver.pipelines:
+            answers = self._driver.claim_many(requests)
+            # An entry that lost a race to a concurrent claim asks again, alone.
+            return [
+                answer
+                if answer is not None
+                else self.claim(r.tool, r.key, r.fingerprint, r.lease, r.ttl)
+                for answer, r in zip(answers, requests, strict=True)
+            ]
         with self._connect("claim") as conn:
             return [
-                self._claim(conn, r.tool, r.key, r.fingerprint, r.lease, r.ttl) for r in requests
+                self._claim(conn, self._claim_params(r.tool, r.key, r.fingerprint, r.lease, r.ttl))
+                for r in requests
             ]
 
-    def _claim(
-        self, conn: Connection, tool: str, key: str, fingerprint: str, lease: float, ttl: float
-    ) -> Claim:
+    def _claim_params(
+        self, tool: str, key: str, fingerprint: str, lease: float, ttl: float
+    ) -> dict[str, Any]:
         fresh, taken = uuid.uuid4().hex, uuid.uuid4().hex
-        params = claim_params(
+        return claim_params(
             self.record_key(tool, key), tool, key, fingerprint, lease, ttl, fresh, taken
         )
+
+    def _claim(self, conn: Connection, params: dict[str, Any]) -> Claim:
+        """A claim through SQLAlchemy (SQLite, or PostgreSQL on another driver)."""
         for _ in range(CLAIM_ROUNDS):
             outcome = self._claim_pg(conn, params) if self._pg else self._claim_sqlite(conn, params)
             if outcome is not None:
                 return outcome
-            if not self._pg:
-                # Next round in a new transaction, seeing what the other writer committed.
-                conn.commit()
+            # Next round in a new transaction (SQLite), seeing what the other writer committed.
+            conn.commit()
         return Busy(MIN_RETRY_AFTER)
 
     def _claim_pg(self, conn: Connection, params: dict[str, Any]) -> Claim | None:
@@ -199,9 +212,7 @@ class SqlDedupStore(DedupStore):
     def complete(
         self, tool: str, key: str, token: str, result: Any, ttl: float = DEFAULT_TTL
     ) -> None:
-        self._fenced(
-            "complete", tool, key, token, self.statements.finish, **finish_params(result, ttl)
-        )
+        self._fenced("complete", tool, key, token, **finish_params(result, ttl))
 
     def fail(
         self, tool: str, key: str, token: str, error: dict[str, Any], ttl: float = DEFAULT_TTL
@@ -212,13 +223,13 @@ class SqlDedupStore(DedupStore):
             "new_error": codec.dump(dict(error)),
             "ttl": float(ttl),
         }
-        self._fenced("fail", tool, key, token, self.statements.finish, **params)
+        self._fenced("fail", tool, key, token, **params)
 
     def release(self, tool: str, key: str, token: str) -> None:
-        self._fenced("release", tool, key, token, self.statements.release)
+        self._fenced("release", tool, key, token)
 
     def extend(self, tool: str, key: str, token: str, lease: float = DEFAULT_LEASE) -> float:
-        row = self._fenced("extend", tool, key, token, self.statements.extend, lease=float(lease))
+        row = self._fenced("extend", tool, key, token, lease=float(lease))
         return float(row[0])
 
     def get(self, tool: str, key: str) -> Record | None:

@@ -42,6 +42,17 @@ from intentq.dedup.sql_schema import db_now
 
 # gc() deletes at most this many rows per statement, so it never holds long locks.
 GC_BATCH = 1000
+# What a claim needs to read back from a record.
+CLAIM_COLUMNS = (
+    "state",
+    "fingerprint",
+    "token",
+    "lease_until",
+    "attempts",
+    "result",
+    "error",
+    "expires_at",
+)
 
 
 def _p(name: str, type_: Any) -> BindParameter[Any]:
@@ -185,17 +196,18 @@ class Statements:
         taken is invisible to all three parts: no row comes back and the caller re-runs.
         """
         t = self.table
+        claimed = [t.c[name] for name in CLAIM_COLUMNS]
         n = select(self.now.label("t")).cte("n")
         new = self._new_row(n.c.t)
         ins = (
             postgresql.insert(t)
             .from_select(list(new), select(*(_as_column(v) for v in new.values())))
             .on_conflict_do_nothing(index_elements=[t.c.store_key])
-            .returning(*t.c)
+            .returning(*claimed)
             .cte("ins")
         )
-        upd = self._takeover(n).returning(*t.c).cte("upd")
-        cur = select(t).where(t.c.store_key == _p("sk", String)).cte("cur")
+        upd = self._takeover(n).returning(*claimed).cte("upd")
+        cur = select(*claimed).where(t.c.store_key == _p("sk", String)).cte("cur")
 
         def part(name: str, rows: Any) -> Select[Any]:
             return select(

@@ -13,7 +13,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from intentq.dedup import codec
 from intentq.dedup.base import (
@@ -283,8 +285,16 @@ class SqlDedupStore(DedupStore):
 
     def create_schema(self) -> None:
         """``CREATE TABLE IF NOT EXISTS`` and its index; safe to run from many processes."""
-        with translated("create_schema"), self.engine.begin() as conn:
-            self.table.create(conn, checkfirst=True)
+        with translated("create_schema"):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(CreateTable(self.table, if_not_exists=True))
+                    for index in self.table.indexes:
+                        conn.execute(CreateIndex(index, if_not_exists=True))
+            except (sa_exc.IntegrityError, sa_exc.ProgrammingError):
+                # PostgreSQL: two first-time creators can still collide in the catalog.
+                if not inspect(self.engine).has_table(self.table.name):
+                    raise
 
     def drop_schema(self) -> None:
         """Drop the table (tests and ``intentq`` tooling)."""

@@ -114,6 +114,44 @@ def test_overlapping_batches_from_many_processes_acquire_each_key_once(
     assert all(proc.exitcode == 0 for proc in procs)
 
 
+def _creator(spec: dict[str, Any], start: Any, out: Any) -> None:
+    store = open_store(spec)
+    try:
+        start.wait(30)
+        store.create_schema()
+        out.put("created")
+    except Exception as exc:
+        out.put(repr(exc))
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("name", ["postgresql", "sqlite"])
+def test_many_processes_may_create_the_schema_at_once(
+    make_backend: Callable[[str], Backend], name: str, unique: str
+) -> None:
+    backend = make_backend(name)
+    spec = dict(backend.spec, table=f"fresh_{unique}")  # a table nobody created yet
+    start, out = CTX.Barrier(6), CTX.Queue()
+    procs = [CTX.Process(target=_creator, args=(spec, start, out)) for _ in range(6)]
+    for proc in procs:
+        proc.start()
+    try:
+        answers = [out.get(timeout=60) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(30)
+        out.close()
+        out.join_thread()
+        store = open_store(spec)
+        claim = store.claim(TOOL, "k", FP)
+        store.drop_schema()  # type: ignore[attr-defined]
+        store.close()
+
+    assert answers == ["created"] * 6
+    assert isinstance(claim, Acquired)
+
+
 def _holder(spec: dict[str, Any], key: str, lease: float, out: Any) -> None:
     store = open_store(spec)
     out.put(store.claim(TOOL, key, FP, lease=lease))

@@ -1,0 +1,238 @@
+"""Tasks per second through a real Celery worker: ``IdempotentTask`` against a plain task.
+
+One worker process (prefork, 2 processes by default), one Redis broker, one run. Each round
+fills the queue with N messages while the worker is not consuming it, then has the worker
+consume the queue (``add_consumer``) and times it until the queue is empty and nothing is
+left unacknowledged. Rounds alternate between a plain Celery task and an intentq no-op tool
+(a new key each: a claim and a completion in the Redis store per task), so load on the
+machine hits both alike. Both run on the same app: JSON, late acks, prefetch 1.
+
+Prints the medians and their ratio; writes bench/results/celery.json.
+
+    .venv/bin/python -m bench.celery [--n 2000] [--rounds 3] [--concurrency 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    # Run as a file: this directory must not shadow the celery package, and intentq must
+    # be importable from the checkout.
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+    sys.path.insert(0, str(here.parent))
+
+import celery
+import kombu
+import redis
+
+from intentq import Registry, ToolContext
+from intentq.config import Settings
+from intentq.consumers.celery import create_app, publish, run_worker
+from intentq.dlq import open_dlq
+from intentq.intent import Intent
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+REDIS = "redis://127.0.0.1:6379"
+BROKER_DB, STORE_DB = 14, 15
+PLAIN = "bench.plain_noop"
+IDLE_QUEUE = "bench-idle"
+# intentq's default (1: a long tool holds back no other message), then Celery's own (4).
+PREFETCH = (1, 4)
+
+registry = Registry()
+
+
+@registry.tool("noop")
+def noop(args: dict[str, Any], ctx: ToolContext) -> None:
+    """The side effect that costs nothing: what is left is intentq's own cost."""
+
+
+def define_plain(app: Any) -> None:
+    @app.task(name=PLAIN, shared=False)
+    def plain_noop() -> None:
+        """A plain Celery task doing nothing."""
+
+
+def settings_for(prefix: str, tmp: Path) -> Settings:
+    return Settings(
+        broker_url=f"{REDIS}/{BROKER_DB}",
+        dedup_url=f"{REDIS}/{STORE_DB}",
+        dlq_url=f"sqlite:///{tmp / 'dlq.db'}",
+        key_prefix=prefix,
+        celery_queue=IDLE_QUEUE,
+    )
+
+
+def worker_main(config: dict[str, Any]) -> int:
+    settings = Settings(**config["settings"])
+    app = create_app(settings, registry)
+    app.conf.worker_prefetch_multiplier = config["prefetch"]
+    define_plain(app)
+    return run_worker(
+        settings,
+        registry,
+        concurrency=config["concurrency"],
+        app=app,
+        hostname=config["hostname"],
+        loglevel="WARNING",
+    )
+
+
+class Bench:
+    def __init__(self, n: int, concurrency: int, prefetch: int, tmp: Path) -> None:
+        self.n, self.concurrency, self.prefetch, self.tmp = n, concurrency, prefetch, tmp
+        self.prefix = f"bench-{uuid.uuid4().hex[:8]}"
+        self.settings = settings_for(self.prefix, tmp)
+        self.app = create_app(self.settings, registry)
+        self.broker = redis.Redis.from_url(f"{REDIS}/{BROKER_DB}")
+        self.hostname = f"bench-{uuid.uuid4().hex[:6]}@localhost"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start_worker(self) -> None:
+        config = {
+            "settings": self.settings.model_dump(),
+            "concurrency": self.concurrency,
+            "hostname": self.hostname,
+            "prefetch": self.prefetch,
+        }
+        log = (self.tmp / f"worker-{self.prefetch}.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.celery", "--worker", json.dumps(config)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + 60
+        while not self.app.control.ping(destination=[self.hostname], timeout=0.5):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise SystemExit(f"the worker did not start; see {log.name}")
+
+    def fill(self, kind: str, queue: str) -> None:
+        with self.app.producer_or_acquire() as producer:
+            for _ in range(self.n):
+                if kind == "plain":
+                    self.app.send_task(PLAIN, queue=queue, producer=producer)
+                else:
+                    publish(self.app, Intent.create("noop", {}), queue)
+
+    def drained(self, queue: str) -> bool:
+        return self.broker.llen(queue) == 0 and self.broker.hlen("unacked") == 0
+
+    def round(self, kind: str) -> float:
+        """Tasks per second for one queue of ``n`` messages of ``kind``."""
+        queue = f"{self.prefix}-{kind}-{uuid.uuid4().hex[:6]}"
+        self.fill(kind, queue)
+        assert self.broker.llen(queue) == self.n, "the queue did not fill"
+        started = time.perf_counter()
+        self.app.control.add_consumer(queue, destination=[self.hostname], reply=True)
+        while True:
+            # Twice in a row: a message between the list and the unacked hash is in neither.
+            if self.drained(queue):
+                time.sleep(0.005)
+                if self.drained(queue):
+                    break
+            time.sleep(0.002)
+        elapsed = time.perf_counter() - started
+        self.app.control.cancel_consumer(queue, destination=[self.hostname], reply=True)
+        return self.n / elapsed
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(30)
+        self.app.close()
+        self.broker.close()
+
+
+def measure(args: argparse.Namespace, prefetch: int, tmp: Path) -> dict[str, list[float]]:
+    """Alternating rounds of each kind on one worker with this prefetch multiplier."""
+    bench = Bench(args.n, args.concurrency, prefetch, tmp)
+    rates: dict[str, list[float]] = {"plain": [], "intentq": []}
+    try:
+        bench.start_worker()
+        bench.round("plain")  # warm-up: imports, connections, the store's scripts
+        bench.round("intentq")
+        for _ in range(args.rounds):
+            for kind in ("plain", "intentq"):
+                rates[kind].append(bench.round(kind))
+                print(f"prefetch {prefetch}  {kind:8} {rates[kind][-1]:6.0f} tasks/s", flush=True)
+    finally:
+        bench.close()
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000, help="messages per round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of each kind")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        sys.exit(worker_main(json.loads(args.worker)))
+
+    broker = redis.Redis.from_url(f"{REDIS}/{BROKER_DB}")
+    broker.flushdb()  # the bench's own database: no messages left unacked by an old run
+    broker.close()
+    runs: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="intentq-bench-celery-") as tmp:
+        dlq = open_dlq(settings_for("bench", Path(tmp)).dlq_url)
+        dlq.create_schema()
+        dlq.close()
+        for prefetch in PREFETCH:
+            rates = measure(args, prefetch, Path(tmp))
+            plain, idem = statistics.median(rates["plain"]), statistics.median(rates["intentq"])
+            runs[f"prefetch_{prefetch}"] = {
+                "worker_prefetch_multiplier": prefetch,
+                "plain_tasks_per_s": round(plain, 1),
+                "idempotent_tasks_per_s": round(idem, 1),
+                "ratio": round(idem / plain, 3),
+                "all_rounds": {k: [round(v, 1) for v in vs] for k, vs in rates.items()},
+            }
+    print()
+    for run in runs.values():
+        plain, idem = run["plain_tasks_per_s"], run["idempotent_tasks_per_s"]
+        print(
+            f"prefetch {run['worker_prefetch_multiplier']}: plain Celery task {plain:.0f}/s, "
+            f"IdempotentTask {idem:.0f}/s, ratio {run['ratio']:.2f}x"
+        )
+    result = {
+        "bench": "celery",
+        "broker": "redis",
+        "store": "redis",
+        "tool": "no-op",
+        "messages_per_round": args.n,
+        "rounds": args.rounds,
+        "concurrency": args.concurrency,
+        "pool": "prefork",
+        "runs": runs,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "versions": {"celery": celery.__version__, "kombu": kombu.__version__},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "celery.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {RESULTS / 'celery.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -6,10 +6,15 @@ leases. Records expire by Redis itself (``PEXPIREAT``); there is nothing to coll
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import redis
+from redis import exceptions as rx
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from intentq.config.redact import redacted
 from intentq.dedup import codec
@@ -32,13 +37,20 @@ from intentq.dedup.base import (
 from intentq.dedup.redis_scripts import SCRIPTS, Script
 from intentq.errors import DedupError, LeaseLost, StoreUnavailable
 
-if TYPE_CHECKING:
-    from redis import Redis
-
 # For clients built by ``from_url``: fail fast; ping a pooled connection idle this long.
 CONNECT_TIMEOUT = 5.0
 SOCKET_TIMEOUT = 10.0
 HEALTH_CHECK_INTERVAL = 1
+# Errors that say the server cannot serve now (a retry later may work).
+UNAVAILABLE = (
+    rx.ConnectionError,
+    rx.TimeoutError,
+    rx.ReadOnlyError,
+    rx.ClusterDownError,
+    rx.TryAgainError,
+    rx.MasterDownError,
+    rx.OutOfMemoryError,
+)
 
 
 def _text(value: Any) -> str:
@@ -49,10 +61,24 @@ def _ms(seconds: float) -> int:
     return max(0, round(seconds * 1000))
 
 
+def _token() -> str:
+    """A new fencing token: 128 random bits."""
+    return secrets.token_hex(16)
+
+
+def _translate(exc: rx.RedisError) -> Exception:
+    """The store's error for a driver error: ``StoreUnavailable`` if transient."""
+    if isinstance(exc, UNAVAILABLE):
+        return StoreUnavailable(f"Redis store unavailable: {exc}")
+    return DedupError(f"Redis store error: {exc}")
+
+
 class RedisDedupStore(DedupStore):
     """Records in Redis hashes at ``{prefix}:{tool}:{key}``; the client is injected."""
 
-    def __init__(self, client: Redis, prefix: str = "intentq", *, owns_client: bool = False):
+    def __init__(
+        self, client: redis.Redis, prefix: str = "intentq", *, owns_client: bool = False
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self._owns_client = owns_client
@@ -60,12 +86,6 @@ class RedisDedupStore(DedupStore):
     @classmethod
     def from_url(cls, url: str, prefix: str = "intentq", **options: Any) -> RedisDedupStore:
         """A store on a client made from ``redis://``, ``rediss://`` or ``unix://`` URLs."""
-        try:
-            import redis
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-        except ImportError as exc:  # pragma: no cover - redis is a core dependency
-            raise DedupError("the Redis store needs redis: pip install redis") from exc
         options.setdefault("socket_connect_timeout", CONNECT_TIMEOUT)
         options.setdefault("socket_timeout", SOCKET_TIMEOUT)
         options.setdefault("health_check_interval", HEALTH_CHECK_INTERVAL)
@@ -83,22 +103,10 @@ class RedisDedupStore(DedupStore):
     @contextmanager
     def _translated(self) -> Iterator[None]:
         """Driver errors become ``StoreUnavailable`` (transient) or ``DedupError``."""
-        from redis import exceptions as rx
-
         try:
             yield
-        except (
-            rx.ConnectionError,
-            rx.TimeoutError,
-            rx.ReadOnlyError,
-            rx.ClusterDownError,
-            rx.TryAgainError,
-            rx.MasterDownError,
-            rx.OutOfMemoryError,
-        ) as exc:
-            raise StoreUnavailable(f"Redis store unavailable: {exc}") from exc
         except rx.RedisError as exc:
-            raise DedupError(f"Redis store error: {exc}") from exc
+            raise _translate(exc) from exc
 
     def load_scripts(self) -> None:
         """``SCRIPT LOAD`` every script (one pipelined round trip)."""
@@ -108,15 +116,16 @@ class RedisDedupStore(DedupStore):
             pipe.execute()
 
     def _eval(self, script: Script, key: str, *args: Any) -> Any:
-        from redis.exceptions import NoScriptError
-
+        # The hot path: plain try/except, no context manager.
+        try:
+            return self.client.evalsha(script.sha, 1, key, *args)
+        except rx.NoScriptError:
+            pass  # the server restarted or flushed its scripts since we loaded them
+        except rx.RedisError as exc:
+            raise _translate(exc) from exc
+        self.load_scripts()
         with self._translated():
-            try:
-                return self.client.evalsha(script.sha, 1, key, *args)
-            except NoScriptError:
-                # The server restarted or flushed its script cache since we last loaded.
-                self.load_scripts()
-                return self.client.evalsha(script.sha, 1, key, *args)
+            return self.client.evalsha(script.sha, 1, key, *args)
 
     def _key(self, tool: str, key: str) -> str:
         return store_key(self.prefix, tool, key)
@@ -160,18 +169,16 @@ class RedisDedupStore(DedupStore):
         lease: float = DEFAULT_LEASE,
         ttl: float = DEFAULT_TTL,
     ) -> Claim:
-        args = (fingerprint, _ms(lease), _ms(ttl), uuid.uuid4().hex)
+        args = (fingerprint, _ms(lease), _ms(ttl), _token())
         return _claim_reply(self._eval(SCRIPTS["claim"], self._key(tool, key), *args), fingerprint)
 
     def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
         """The whole batch pipelined: one round trip (two after a server lost its scripts)."""
-        from redis.exceptions import NoScriptError, RedisError
-
         script = SCRIPTS["claim"]
         calls = [
             (
                 self._key(r.tool, r.key),
-                (r.fingerprint, _ms(r.lease), _ms(r.ttl), uuid.uuid4().hex),
+                (r.fingerprint, _ms(r.lease), _ms(r.ttl), _token()),
             )
             for r in requests
         ]
@@ -184,13 +191,13 @@ class RedisDedupStore(DedupStore):
                 answers = pipe.execute(raise_on_error=False)
             for i, answer in zip(pending, answers, strict=True):
                 replies[i] = answer
-            pending = [i for i in pending if isinstance(replies[i], NoScriptError)]
+            pending = [i for i in pending if isinstance(replies[i], rx.NoScriptError)]
             if not pending:
                 break
             if round_ == 0:
                 self.load_scripts()
         for answer in replies:
-            if isinstance(answer, RedisError):
+            if isinstance(answer, rx.RedisError):
                 with self._translated():
                     raise answer
         return [

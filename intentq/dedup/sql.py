@@ -8,7 +8,7 @@ autocommit statement (a claim is one statement with CTEs); on SQLite each call i
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -179,7 +179,7 @@ class SqlDedupStore(DedupStore):
     def _claim_params(
         self, tool: str, key: str, fingerprint: str, lease: float, ttl: float
     ) -> dict[str, Any]:
-        fresh, taken = uuid.uuid4().hex, uuid.uuid4().hex
+        fresh, taken = secrets.token_hex(16), secrets.token_hex(16)
         return claim_params(
             self.record_key(tool, key), tool, key, fingerprint, lease, ttl, fresh, taken
         )

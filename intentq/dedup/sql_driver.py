@@ -13,7 +13,7 @@ an earlier one wrote (the same key twice: Busy).
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -117,8 +117,8 @@ class Driver:
                 r.fingerprint,
                 r.lease,
                 r.ttl,
-                uuid.uuid4().hex,
-                uuid.uuid4().hex,
+                secrets.token_hex(16),
+                secrets.token_hex(16),
             )
             for r in requests
         ]

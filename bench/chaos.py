@@ -55,6 +55,8 @@ _POLL = 0.25
 _PROGRESS_EVERY = 5.0
 # The queue must stay empty this long before the run calls it drained.
 _SETTLED = 1.5
+# With the queue empty this long and an outcome still missing, it will never come.
+_GIVE_UP = 10.0
 
 
 class Feeder(threading.Thread):
@@ -62,21 +64,28 @@ class Feeder(threading.Thread):
 
     def __init__(
         self, transport: SqsTransport | CeleryTransport, messages: Sequence[Message], chunk: int,
-        limit: int,
+        limit: int, rate: float = 0.0,
     ) -> None:  # fmt: skip
         super().__init__(name="chaos-feeder", daemon=True)
-        self.transport, self.messages, self.chunk, self.limit = transport, messages, chunk, limit
+        self.transport, self.messages, self.limit, self.rate = transport, messages, limit, rate
+        # Paced, the stream goes out in chunks of about a second's worth.
+        self.chunk = min(chunk, max(10, round(rate))) if rate else chunk
         self.sent = 0
         self.error: BaseException | None = None
         self.done = threading.Event()
         self.stop = threading.Event()
 
     def run(self) -> None:
+        began = time.monotonic()
         try:
             for start in range(0, len(self.messages), self.chunk):
                 while self.transport.waiting() > self.limit:
                     if self.stop.wait(0.2):
                         return
+                if self.rate and self.stop.wait(
+                    max(0.0, began + start / self.rate - time.monotonic())
+                ):
+                    return
                 self.transport.send(self.messages[start : start + self.chunk])
                 self.sent = min(len(self.messages), start + self.chunk)
                 if self.stop.is_set():
@@ -126,14 +135,18 @@ class _Run:
         return self.transport.backlog() == (0, 0)
 
     def settle(self, done: Callable[[], bool]) -> bool:
-        """Wait (no more chaos) until ``done`` and an empty queue hold for a moment."""
+        """Wait (no more chaos) until ``done`` and an empty queue hold for a moment.
+
+        ``False`` if time ran out, or if the queue stayed empty while ``done`` never came.
+        """
         since: float | None = None
         while time.monotonic() < self.deadline:
             self.fleet.reap()
-            if done() and self.drained():
+            complete = done()
+            if self.drained():
                 since = since or time.monotonic()
-                if time.monotonic() - since >= _SETTLED:
-                    return True
+                if time.monotonic() - since >= (_SETTLED if complete else _GIVE_UP):
+                    return complete
             else:
                 since = None
             time.sleep(_POLL)
@@ -149,11 +162,20 @@ class _Run:
         next_terminate = now + c.terminate_pg_every if c.terminate_pg_every else float("inf")
         next_progress = now + _PROGRESS_EVERY
         want = (len(self.plan.valid_keys), len(self.plan.poison))
+        empty_since: float | None = None
         while time.monotonic() < self.deadline:
             if feeder.error is not None:
                 raise RuntimeError(f"sending failed: {feeder.error}") from feeder.error
-            if feeder.done.is_set() and self.complete("effect", *want):
-                return
+            if feeder.done.is_set():
+                if self.complete("effect", *want):
+                    return
+                # Nothing left anywhere, yet something is missing: waiting will not help.
+                if not self.drained():
+                    empty_since = None
+                elif empty_since is None:
+                    empty_since = time.monotonic()
+                elif time.monotonic() - empty_since > _GIVE_UP:
+                    return
             self.fleet.reap()
             now = time.monotonic()
             if now >= next_kill:
@@ -171,6 +193,8 @@ class _Run:
             time.sleep(_POLL)
 
     def progress(self, feeder: Feeder) -> None:
+        if self.config.quiet:
+            return
         waiting, held = self.transport.backlog()
         self.say(
             f"  {time.monotonic() - self.started:6.1f} s  sent {feeder.sent}/"
@@ -184,7 +208,10 @@ class _Run:
     def run(self, report: ChaosReport) -> None:
         plan = self.plan
         self.fleet.fill()
-        feeder = Feeder(self.transport, plan.messages, self.config.chunk, self.config.backlog_limit)
+        feeder = Feeder(
+            self.transport, plan.messages, self.config.chunk, self.config.backlog_limit,
+            self.config.rate,
+        )  # fmt: skip
         feeder.start()
         try:
             self.chaos(feeder)
@@ -201,9 +228,9 @@ class _Run:
         exits = self.fleet.exits
         checks[:0] = [
             Check(
-                "the queue drained before the deadline",
+                "the queue drained, every outcome in, before the deadline",
                 drained,
-                f"not drained after {self.config.timeout:.0f} s; queue {self.transport.backlog()}",
+                f"after {time.monotonic() - self.started:.0f} s: queue {self.transport.backlog()}",
             ),
             Check(
                 "no worker died on its own",
@@ -375,6 +402,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ChaosConfig, Path | N
         help="where the effect row is written: plain (its own connection) or in the store's "
         "transaction (PostgreSQL store); auto: transactional on PostgreSQL",
     )  # fmt: skip
+    p.add_argument("--rate", type=float, default=d.rate, help="messages/s sent; 0: no limit")
     p.add_argument("--lease", type=float, default=d.lease)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--timeout", type=float, default=d.timeout)
@@ -390,7 +418,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ChaosConfig, Path | N
         concurrency=o.concurrency, kill_every=o.kill_every, dup_ratio=o.dup_ratio,
         poison_ratio=o.poison_ratio, transient_ratio=o.transient_ratio,
         restart_redis=o.restart_redis, restart_every=o.restart_every, redis_down=o.redis_down,
-        terminate_pg_every=o.terminate_pg, tool=o.tool, lease=o.lease, seed=o.seed,
+        terminate_pg_every=o.terminate_pg, tool=o.tool, rate=o.rate, lease=o.lease, seed=o.seed,
         timeout=o.timeout,
         replay=not o.no_replay, pg_url=o.pg_url, sqs_endpoint=o.sqs_endpoint,
         workdir=o.workdir, keep=o.keep,

@@ -18,10 +18,10 @@ class ChaosConfig:
     transport: str = "sqs"  # sqs | celery
     store: str = "redis"  # redis | postgres
     broker: str = "redis"  # Celery's broker: redis (the run's own) | rabbitmq (the local one)
-    intents: int = 400
+    intents: int = 1000
     workers: int = 2
     concurrency: int | None = None  # per worker: SQS threads (4), Celery processes (2)
-    kill_every: float = 3.0  # seconds between SIGKILLs; 0 kills nothing
+    kill_every: float = 2.0  # seconds between SIGKILLs; 0 kills nothing
     dup_ratio: float = 0.2
     poison_ratio: float = 0.05
     transient_ratio: float = 0.1
@@ -40,6 +40,7 @@ class ChaosConfig:
     keep: bool = False  # keep the PostgreSQL schema (effects, DLQ, store) for inspection
     backlog_limit: int = 2000  # the feeder waits while more messages than this wait
     chunk: int = 100
+    rate: float = 0.0  # messages per second sent; 0: as fast as the backlog limit allows
     quiet: bool = False
 
 

@@ -35,6 +35,12 @@ class EffectArgs(BaseModel):
     fail_times: int = 0  # attempts that raise TransientError first
 
 
+class Slot(BaseModel):
+    """The bad-input corpus's tool: ``book_slot`` with a ``slot`` string."""
+
+    slot: str
+
+
 class SlowArgs(BaseModel):
     seconds: float
     n: int = 0
@@ -174,7 +180,8 @@ class Effects:
 
 
 def build_registry(fx: Effects) -> Registry:
-    """``effect`` (maybe transient first), ``fixable`` (permanent until fixed), ``slow``.
+    """``effect`` (maybe transient first), ``fixable`` (permanent until fixed), ``slow``,
+    and ``book_slot``, the tool the bad-input corpus was written against.
 
     With ``fx.transactional``, ``effect`` and ``fixable`` write their row in the store's
     transaction (``transactional=True`` tools on the SQL store): it commits with the
@@ -199,6 +206,11 @@ def build_registry(fx: Effects) -> Registry:
             raise NotFixedYet(f"intent {args.n} needs the fix first")
         fx.effect(ctx)
         return {"n": args.n}
+
+    @registry.tool("book_slot", args=Slot)
+    def book_slot(args: Slot, ctx: ToolContext) -> str:
+        fx.effect(ctx)
+        return args.slot
 
     @registry.tool("slow", args=SlowArgs, max_attempts=EFFECT_MAX_ATTEMPTS)
     def slow(args: SlowArgs, ctx: ToolContext) -> dict[str, Any]:

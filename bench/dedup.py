@@ -86,7 +86,8 @@ class WireCounter:
         self.path = path
         self._sink = path.open("w")
         self._traced: dict[int, Any] = {}
-        event.listen(store.engine, "checkout", self._checkout)
+        for engine in {store.engine, store.autocommit_engine}:
+            event.listen(engine, "checkout", self._checkout)
 
     def _checkout(self, dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         if id(dbapi_connection) not in self._traced:

@@ -63,6 +63,7 @@ class SqlDedupStore(DedupStore):
         table_name: str = DEFAULT_TABLE,
         *,
         gc_batch: int = GC_BATCH,
+        autocommit_engine: Engine | None = None,
         owns_engine: bool = False,
     ) -> None:
         if engine.dialect.name not in ("postgresql", "sqlite"):
@@ -79,8 +80,11 @@ class SqlDedupStore(DedupStore):
         # SQLite: reads begin DEFERRED, so they never queue behind a writer.
         self._auto: Engine = engine
         self._reader: Engine = engine.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
+        self._own_auto = autocommit_engine
         if self._pg:
-            self._auto = self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._auto = self._reader = autocommit_engine or engine.execution_options(
+                isolation_level="AUTOCOMMIT"
+            )
         # psycopg 3 runs the hot path without SQLAlchemy's per-call execution machinery.
         self._driver: Driver | None = None
         if self._pg and engine.dialect.driver == "psycopg":
@@ -98,9 +102,26 @@ class SqlDedupStore(DedupStore):
         gc_batch: int = GC_BATCH,
         **engine_options: Any,
     ) -> SqlDedupStore:
-        """A store on its own engine (disposed by ``close()``); options go to ``create_engine``."""
+        """A store on its own engines (disposed by ``close()``); options go to ``create_engine``.
+
+        On PostgreSQL the store's own statements get a pool of autocommit connections of
+        their own, so no connection switches modes on every call; transactional
+        completions use the other pool.
+        """
         engine = make_engine(url, **engine_options)
-        return cls(engine, prefix, table_name, gc_batch=gc_batch, owns_engine=True)
+        auto = None
+        if engine.dialect.name == "postgresql":
+            options = {**engine_options, "isolation_level": "AUTOCOMMIT"}
+            options.setdefault("pool_reset_on_return", None)  # nothing to roll back
+            auto = make_engine(url, **options)
+        return cls(
+            engine,
+            prefix,
+            table_name,
+            gc_batch=gc_batch,
+            autocommit_engine=auto,
+            owns_engine=True,
+        )
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -115,6 +136,11 @@ class SqlDedupStore(DedupStore):
     def autocommit_engine(self) -> Engine:
         """The engine the store's own statements run on (autocommit on PostgreSQL)."""
         return self._auto
+
+    @property
+    def autocommit_pool(self) -> bool:
+        """True if ``autocommit_engine`` has a pool of its own, already in autocommit."""
+        return self._own_auto is not None
 
     def record_key(self, tool: str, key: str) -> str:
         """The primary key of ``(tool, key)``'s row."""
@@ -317,6 +343,8 @@ class SqlDedupStore(DedupStore):
     def close(self) -> None:
         if self._owns_engine:
             self.engine.dispose()
+            if self._own_auto is not None:
+                self._own_auto.dispose()
 
 
 def finish_params(result: Any, ttl: float) -> dict[str, Any]:

@@ -66,18 +66,21 @@ class Driver:
         """A pooled psycopg connection in autocommit mode; driver errors translated.
 
         A raw pool checkout: SQLAlchemy's ``Connection`` and its per-checkout isolation
-        switching would cost more than the statement. Autocommit is switched off again before
-        the connection goes back, so sessions on the same pool keep their transactions.
+        switching would cost more than the statement. On a pool shared with transactions,
+        autocommit is switched on for the call and off again before the connection goes back.
         """
+        store = self._store
+        switch = not store.autocommit_pool
         with translated(what):
             try:
-                fairy = self._store.engine.raw_connection()
+                fairy = (store.engine if switch else store.autocommit_engine).raw_connection()
             except self._error as exc:
                 raise sa_exc.DBAPIError.instance(None, None, exc, self._error) from exc
             driver = fairy.dbapi_connection
             assert driver is not None
             try:
-                driver.autocommit = True
+                if switch:
+                    driver.autocommit = True
                 yield driver
             except self._error as exc:
                 broken = bool(getattr(driver, "broken", False) or driver.closed)
@@ -88,7 +91,7 @@ class Driver:
                     None, None, exc, self._error, connection_invalidated=broken
                 ) from exc
             finally:
-                if not driver.closed:
+                if switch and not driver.closed:
                     driver.autocommit = False
                 fairy.close()
 

@@ -59,7 +59,7 @@ def db_now(dialect: Dialect) -> ColumnElement[float]:
     if dialect.name == "postgresql":
         # clock_timestamp(), not now(): inside a long transaction now() is its start.
         # date_part() is a double already (EXTRACT's numeric costs more).
-        return func.date_part("epoch", func.clock_timestamp(), type_=Double)
+        return func.date_part(literal_column("'epoch'"), func.clock_timestamp(), type_=Double)
     if dialect.name == "sqlite":
         if getattr(dialect.dbapi, "sqlite_version_info", (0,)) >= (3, 42, 0):
             return literal_column("unixepoch('subsec')", Double)

@@ -24,7 +24,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
-    literal,
+    literal_column,
     null,
     or_,
     select,
@@ -59,6 +59,18 @@ def _p(name: str, type_: Any) -> BindParameter[Any]:
     return bindparam(name, type_=type_)
 
 
+def _const(value: str) -> ColumnElement[str]:
+    """A constant written into the SQL, not sent as a parameter (each one costs per call)."""
+    assert "'" not in value
+    return literal_column(f"'{value}'", String)
+
+
+IN_PROGRESS = _const(S.IN_PROGRESS.value)
+EMPTY = _const("")
+ZERO = literal_column("0.0", Double)
+ONE = literal_column("1", Integer)
+
+
 class Statements:
     """Parametrised statements for one table.
 
@@ -75,9 +87,9 @@ class Statements:
         sk = t.c.store_key == _p("sk", String)
         owned = and_(
             sk,
-            t.c.state == S.IN_PROGRESS.value,
+            t.c.state == IN_PROGRESS,
             t.c.token == _p("owner", String),
-            t.c.token != "",  # a released record has no owner, whatever token is passed
+            t.c.token != EMPTY,  # a released record has no owner, whatever token is passed
             t.c.expires_at > n.c.t,
         )
         self.finish: Update = (
@@ -87,14 +99,14 @@ class Statements:
                 state=_p("new_state", String),
                 result=_p("new_result", Text),
                 error=_p("new_error", Text),
-                token="",
-                lease_until=0.0,
+                token=EMPTY,
+                lease_until=ZERO,
                 updated_at=n.c.t,
                 expires_at=n.c.t + _p("ttl", Double),
             )
         )
         self.release: Update = (
-            t.update().where(owned).values(token="", lease_until=0.0, updated_at=n.c.t)
+            t.update().where(owned).values(token=EMPTY, lease_until=ZERO, updated_at=n.c.t)
         )
         until = n.c.t + _p("lease", Double)
         self.extend: Update = (
@@ -111,7 +123,7 @@ class Statements:
         self.current: Select[Any] = select(t, self.now.label("now")).where(sk)
         self.forget = t.delete().where(sk).returning(t.c.expires_at > self.now)
         self.reset: Delete = t.delete().where(
-            sk, t.c.state == S.FAILED.value, t.c.expires_at > self.now
+            sk, t.c.state == _const(S.FAILED.value), t.c.expires_at > self.now
         )
         expired = select(t.c.store_key).where(t.c.expires_at <= self.now).limit(gc_batch)
         self.gc: Delete = delete(t).where(t.c.store_key.in_(expired.scalar_subquery()))
@@ -132,13 +144,13 @@ class Statements:
             "store_key": _p("sk", String),
             "tool": _p("tool_name", String),
             "key": _p("idem_key", String),
-            "state": S.IN_PROGRESS.value,
+            "state": IN_PROGRESS,
             "fingerprint": _p("fp", String),
             "token": _p("fresh", String),
             "lease_until": now + _p("lease", Double),
-            "attempts": 1,
-            "result": None,
-            "error": None,
+            "attempts": ONE,
+            "result": null(),
+            "error": null(),
             "created_at": now,
             "updated_at": now,
             "expires_at": now + _p("life", Double),
@@ -162,23 +174,23 @@ class Statements:
                 or_(
                     expired,
                     and_(
-                        t.c.state == S.IN_PROGRESS.value,
+                        t.c.state == IN_PROGRESS,
                         t.c.lease_until <= now,
                         t.c.fingerprint == _p("fp", String),
                     ),
                 ),
             )
             .values(
-                state=S.IN_PROGRESS.value,
+                state=IN_PROGRESS,
                 fingerprint=_p("fp", String),
                 token=case(
-                    (or_(expired, t.c.token == ""), _p("fresh", String)),
+                    (or_(expired, t.c.token == EMPTY), _p("fresh", String)),
                     else_=_p("taken", String),
                 ),
                 lease_until=until,
-                attempts=case((expired, 1), else_=t.c.attempts + 1),
-                result=None,
-                error=None,
+                attempts=case((expired, ONE), else_=t.c.attempts + ONE),
+                result=null(),
+                error=null(),
                 created_at=case((expired, now), else_=t.c.created_at),
                 updated_at=now,
                 expires_at=case(
@@ -201,7 +213,7 @@ class Statements:
         new = self._new_row(n.c.t)
         ins = (
             postgresql.insert(t)
-            .from_select(list(new), select(*(_as_column(v) for v in new.values())))
+            .from_select(list(new), select(*new.values()))
             .on_conflict_do_nothing(index_elements=[t.c.store_key])
             .returning(*claimed)
             .cte("ins")
@@ -210,19 +222,11 @@ class Statements:
         cur = select(*claimed).where(t.c.store_key == _p("sk", String)).cte("cur")
 
         def part(name: str, rows: Any) -> Select[Any]:
-            return select(
-                literal(name, String).label("src"), *rows.c, n.c.t.label("now")
-            ).select_from(rows.join(n, true()))
+            return select(_const(name).label("src"), *rows.c, n.c.t.label("now")).select_from(
+                rows.join(n, true())
+            )
 
         return union_all(part("ins", ins), part("upd", upd), part("cur", cur))
-
-
-def _as_column(value: Any) -> ColumnElement[Any]:
-    if isinstance(value, ColumnElement):
-        return value
-    if value is None:
-        return null()
-    return literal(value, Integer if isinstance(value, int) else String)
 
 
 def claim_params(

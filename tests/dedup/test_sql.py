@@ -112,11 +112,14 @@ def _wire(store: SqlDedupStore, path: Path) -> Iterator[list[str]]:
                 dbapi_connection.pgconn.trace(sink.fileno())
                 traced[id(dbapi_connection)] = dbapi_connection
 
-        event.listen(store.engine, "checkout", checkout)
+        engines = {store.engine, store.autocommit_engine}
+        for engine in engines:
+            event.listen(engine, "checkout", checkout)
         try:
             yield requests
         finally:
-            event.remove(store.engine, "checkout", checkout)
+            for engine in engines:
+                event.remove(engine, "checkout", checkout)
             for connection in traced.values():
                 connection.pgconn.untrace()
     for line in path.read_text().splitlines():
@@ -157,3 +160,28 @@ def _count_statements(store: SqlDedupStore) -> Any:
 def _token(claim: Any) -> str:
     assert isinstance(claim, Acquired)
     return claim.token
+
+
+def test_an_injected_postgresql_engine_keeps_its_transactions(
+    make_backend: Callable[[str], Backend], pg_url: str
+) -> None:
+    """One pool for the store's autocommit calls and the tools' transactions: no leak."""
+    from sqlalchemy import create_engine
+
+    table = _store(make_backend("postgresql")).table.name
+    engine = create_engine(pg_url, pool_size=1, max_overflow=0)  # one connection for all
+    store = SqlDedupStore(engine, table_name=table)
+    try:
+        claim = store.claim(TOOL, "k", FP)
+        assert isinstance(claim, Acquired)
+        with engine.connect() as conn:
+            assert conn.connection.dbapi_connection.autocommit is False  # type: ignore[union-attr]
+        with pytest.raises(RuntimeError), store.transaction(TOOL, "k", claim.token) as txn:
+            txn.session.execute(text(f"DELETE FROM {table}"))
+            raise RuntimeError("the tool failed")
+        assert store.get(TOOL, "k") is not None  # the DELETE was rolled back
+        store.complete(TOOL, "k", claim.token, "done")
+        assert store.claim(TOOL, "k", FP) == Cached("done")
+    finally:
+        store.close()
+        engine.dispose()

@@ -86,7 +86,8 @@ class WireCounter:
         self.path = path
         self._sink = path.open("w")
         self._traced: dict[int, Any] = {}
-        for engine in {store.engine, store.autocommit_engine}:
+        self._engines = {store.engine, store.autocommit_engine}
+        for engine in self._engines:
             event.listen(engine, "checkout", self._checkout)
 
     def _checkout(self, dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
@@ -104,6 +105,10 @@ class WireCounter:
         return count
 
     def close(self) -> None:
+        from sqlalchemy import event
+
+        for engine in self._engines:
+            event.remove(engine, "checkout", self._checkout)
         for connection in self._traced.values():
             connection.pgconn.untrace()
         self._sink.close()

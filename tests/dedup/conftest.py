@@ -85,6 +85,15 @@ def open_store(spec: dict[str, Any]) -> DedupStore:
     return SqlDedupStore.from_url(spec["url"], table_name=spec["table"])
 
 
+# A database of the shared Redis for these tests alone: cleaning up after a test scans only
+# its keys, not everything benchmarks left in database 0.
+REDIS_DB = 7
+
+
+def _own_db(url: str) -> str:
+    return f"{url.rsplit('/', 1)[0]}/{REDIS_DB}"
+
+
 def _redis_cleanup(store: RedisDedupStore) -> None:
     keys = list(store.client.scan_iter(match=f"{store.prefix}:*", count=500))
     if keys:
@@ -105,7 +114,7 @@ def make_backend(
         if name == "redis":
             spec = {
                 "kind": "redis",
-                "url": request.getfixturevalue("redis_url"),
+                "url": _own_db(request.getfixturevalue("redis_url")),
                 "prefix": f"test-{unique}",
             }
         elif name == "postgresql":

@@ -54,7 +54,12 @@ CLAIM_ROUNDS = 5
 
 
 class SqlDedupStore(DedupStore):
-    """Records in one table (``intentq_dedup`` by default); the engine is injected."""
+    """Records in one table (``intentq_dedup`` by default); the engine is injected.
+
+    ``autocommit_engine`` (PostgreSQL, optional) is an engine on the same database in
+    ``AUTOCOMMIT`` mode for the store's own statements; without it they borrow ``engine``'s
+    connections and switch them to autocommit for the call.
+    """
 
     def __init__(
         self,

@@ -1,17 +1,19 @@
 """End-to-end messages per second through ``SqsWorker`` against a raw boto3 drain loop.
 
 Both drain the same backlog of no-op intents from the same local SQS server (ministack,
-started here on a free port) in the same run, rounds alternating so drift hits both alike:
+started here on a free port) in the same run; every worker drain is paired with a raw drain
+just before it, so a change in the machine's load hits both sides of a ratio alike:
 
 - raw: one boto3 client, ``receive_message`` (10) then ``delete_message_batch``, in a loop;
 - worker: ``SqsWorker`` with the Redis store, then with the PostgreSQL store: parse,
   claim the batch in one store call, run the no-op tool, record the result, batch-delete.
 
-The ratio worker/raw is what intentq costs over the broker alone (target >= 0.9x). Keep
-backlogs to a few thousand: ministack's receive scans its whole queue. Writes
-bench/results/sqs.{json,md}.
+The ratio worker/raw is what intentq costs over the broker alone (target >= 0.9x). CPU per
+message, of this process and of the server, is reported too: unlike rates, it hardly moves
+with the machine's load. Keep backlogs to a few thousand: ministack's receive scans its
+whole queue. Writes bench/results/sqs.{json,md}.
 
-    python bench/sqs.py [--n 3000] [--rounds 3] [--concurrency 8 20]
+    python bench/sqs.py [--n 3000] [--rounds 3] [--concurrency 8 20] [--stores redis postgres]
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,28 +81,55 @@ def fill(server: SqsServer, client: Any, n: int) -> str:
     return url
 
 
-def drain_raw(client: Any, url: str, n: int) -> float:
-    """Seconds for a plain receive + delete_batch loop to take ``n`` messages."""
+@dataclass(frozen=True)
+class Drain:
+    """One drain: wall seconds, and CPU seconds spent by this process and by the server."""
+
+    seconds: float
+    client_cpu: float
+    server_cpu: float
+
+
+def server_cpu(server: SqsServer) -> float:
+    """CPU seconds the server process has used so far (user + system, all its threads)."""
+    assert server.proc is not None
+    fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def measured(server: SqsServer, out: list[Drain]) -> Iterator[None]:
+    wall, cpu, srv = time.perf_counter(), time.process_time(), server_cpu(server)
+    yield
+    out.append(
+        Drain(time.perf_counter() - wall, time.process_time() - cpu, server_cpu(server) - srv)
+    )
+
+
+def drain_raw(server: SqsServer, client: Any, url: str, n: int) -> Drain:
+    """A plain receive + delete_batch loop taking ``n`` messages."""
+    out: list[Drain] = []
     done = 0
-    started = time.perf_counter()
-    while done < n:
-        messages = client.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=60
-        ).get("Messages", [])
-        if not messages:
-            continue
-        client.delete_message_batch(
-            QueueUrl=url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-            ],
-        )
-        done += len(messages)
-    return time.perf_counter() - started
+    with measured(server, out):
+        while done < n:
+            messages = client.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=60
+            ).get("Messages", [])
+            if not messages:
+                continue
+            client.delete_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ],
+            )
+            done += len(messages)
+    return out[0]
 
 
-def drain_worker(server: SqsServer, url: str, n: int, store_url: str, concurrency: int) -> float:
-    """Seconds for an ``SqsWorker`` to run and delete ``n`` messages."""
+def drain_worker(server: SqsServer, url: str, n: int, store_url: str, concurrency: int) -> Drain:
+    """An ``SqsWorker`` running and deleting ``n`` messages (set-up not counted)."""
     settings = Settings(
         transport="sqs",
         sqs_queue=url,
@@ -108,17 +140,18 @@ def drain_worker(server: SqsServer, url: str, n: int, store_url: str, concurrenc
     )
     store = open_store(store_url, prefix=f"bench-{uuid.uuid4().hex[:8]}")
     store.create_schema()
+    out: list[Drain] = []
     with SqsWorker(settings, registry(), store=store, dlq=MemoryDeadLetterStore()) as worker:
+        worker.queue  # noqa: B018 - look the queue up before the clock starts
         thread = threading.Thread(target=worker.run, daemon=True)
-        started = time.perf_counter()
-        thread.start()
-        while worker.settle_stats.deleted < n:
-            time.sleep(0.005)
-        elapsed = time.perf_counter() - started
+        with measured(server, out):
+            thread.start()
+            while worker.settle_stats.deleted < n:
+                time.sleep(0.005)
         worker.stop()
         thread.join()
     store.close()
-    return elapsed
+    return out[0]
 
 
 def main() -> None:
@@ -126,61 +159,92 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=3000, help="messages per drain")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 20])
+    parser.add_argument("--stores", nargs="+", default=["redis", "postgres"])
     opts = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    ensure_pg_database()
+    store_urls = {"redis": REDIS_URL, "postgres": PG_URL}
+    if "postgres" in opts.stores:
+        ensure_pg_database()
 
     server = SqsServer(free_port(), Path(tempfile.mkdtemp()) / "ministack.log")
     server.start()
     client = server.client()
-    modes = [("raw", None, 0)] + [
-        (f"worker+{name}", url, c)
-        for name, url in (("redis", REDIS_URL), ("postgres", PG_URL))
-        for c in opts.concurrency
-    ]
-    rates: dict[str, list[float]] = {f"{m}/{c}" if c else m: [] for m, _, c in modes}
+    modes = [(store, c) for store in opts.stores for c in opts.concurrency]
+    drains: dict[str, list[Drain]] = {"raw": []}
+    ratios: dict[str, list[float]] = {}
+
+    def drain(store: str | None, concurrency: int) -> Drain:
+        url = fill(server, client, opts.n)
+        try:
+            if store is None:
+                return drain_raw(server, client, url, opts.n)
+            return drain_worker(server, url, opts.n, store_urls[store], concurrency)
+        finally:
+            client.delete_queue(QueueUrl=url)
+
     try:
-        for round_no in range(opts.rounds):
-            for mode, store_url, concurrency in modes:
-                url = fill(server, client, opts.n)
-                if store_url is None:
-                    seconds = drain_raw(client, url, opts.n)
-                    label = mode
-                else:
-                    seconds = drain_worker(server, url, opts.n, store_url, concurrency)
-                    label = f"{mode}/{concurrency}"
-                client.delete_queue(QueueUrl=url)
-                rates[label].append(opts.n / seconds)
-                print(f"round {round_no + 1} {label:<22} {opts.n / seconds:8.0f} msg/s", flush=True)
+        for round_no in range(1, opts.rounds + 1):
+            for store, concurrency in modes:
+                # Each worker drain is paired with a raw drain just before it, so a change
+                # in the machine's load hits both sides of a ratio alike.
+                raw_drain = drain(None, 0)
+                worker_drain = drain(store, concurrency)
+                label = f"worker, {store}, concurrency {concurrency}"
+                drains["raw"].append(raw_drain)
+                drains.setdefault(label, []).append(worker_drain)
+                raw, rate = opts.n / raw_drain.seconds, opts.n / worker_drain.seconds
+                ratios.setdefault(label, []).append(rate / raw)
+                print(
+                    f"round {round_no}: raw {raw:6.0f} msg/s, {label}: {rate:6.0f} msg/s "
+                    f"({rate / raw:.2f}x)",
+                    flush=True,
+                )
     finally:
         client.close()
         server.stop()
 
-    raw = statistics.median(rates["raw"])
-    rows = []
-    for label, values in rates.items():
-        median = statistics.median(values)
-        rows.append(
-            {
-                "mode": label,
-                "msgs_per_s": [round(v, 1) for v in values],
-                "median": round(median, 1),
-                "ratio_to_raw": round(median / raw, 3),
-            }
-        )
+    per_ms = 1000 / opts.n
+    rows = [
+        {
+            "mode": label,
+            "msgs_per_s": [round(opts.n / d.seconds, 1) for d in runs],
+            "median": round(statistics.median(opts.n / d.seconds for d in runs), 1),
+            "ratio_to_raw": [round(r, 3) for r in ratios.get(label, [])],
+            "median_ratio": round(statistics.median(ratios[label]), 3) if label in ratios else 1.0,
+            "client_cpu_ms_per_msg": round(
+                statistics.median(d.client_cpu for d in runs) * per_ms, 3
+            ),
+            "server_cpu_ms_per_msg": round(
+                statistics.median(d.server_cpu for d in runs) * per_ms, 3
+            ),
+        }
+        for label, runs in drains.items()
+    ]
+    load = os.getloadavg()[0]
     machine = (
         f"{os.cpu_count()} cores, {platform.machine()}, {platform.python_implementation()} "
         f"{platform.python_version()}; ministack, Redis and PostgreSQL on the same machine"
     )
-    results = {"machine": machine, "n": opts.n, "rounds": opts.rounds, "results": rows}
+    results = {
+        "machine": machine,
+        "load_average_at_end": round(load, 2),
+        "n": opts.n,
+        "rounds": opts.rounds,
+        "results": rows,
+    }
     lines = [
-        f"Machine: {machine}. {opts.n} no-op intents per drain, median of {opts.rounds} rounds.",
+        f"Machine: {machine}; 1-minute load average {load:.1f} at the end. {opts.n} no-op "
+        f"intents per drain, {opts.rounds} rounds; each worker drain paired with a raw drain "
+        "just before it, medians shown.",
         "",
-        "| drain (store/concurrency) | msg/s | vs raw boto3 |",
-        "| --- | ---: | ---: |",
+        "| drain | msg/s | vs raw boto3 (median of pairs) | CPU ms/msg here | CPU ms/msg server |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
-        lines.append(f"| {row['mode']} | {row['median']:.0f} | {row['ratio_to_raw']:.2f}x |")
+        lines.append(
+            f"| {row['mode']} | {row['median']:.0f} | {row['median_ratio']:.2f}x "
+            f"| {row['client_cpu_ms_per_msg']:.2f} | {row['server_cpu_ms_per_msg']:.2f} |"
+        )
     table = "\n".join(lines)
     print(table)
     RESULTS.mkdir(exist_ok=True)

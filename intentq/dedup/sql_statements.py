@@ -125,7 +125,10 @@ class Statements:
         self.reset: Delete = t.delete().where(
             sk, t.c.state == _const(S.FAILED.value), t.c.expires_at > self.now
         )
-        expired = select(t.c.store_key).where(t.c.expires_at <= self.now).limit(gc_batch)
+        # The clock as a one-row subquery: a bare volatile call in the WHERE would rule out
+        # the expires_at index and scan the whole table.
+        now_once = select(self.now).scalar_subquery()
+        expired = select(t.c.store_key).where(t.c.expires_at <= now_once).limit(gc_batch)
         self.gc: Delete = delete(t).where(t.c.store_key.in_(expired.scalar_subquery()))
         if self.dialect == "postgresql":
             self.claim_once: CompoundSelect[Any] | None = self._pg_claim()

@@ -154,10 +154,11 @@ class RedisDedupStore(DedupStore):
             expires_at=int(fields["expires"]) / 1000,
         )
 
-    def _owned(self, tool: str, key: str, token: str, reply: Any) -> Any:
-        if int(reply[0]) == 0:
+    def _owned(self, tool: str, key: str, token: str, reply: Any) -> int:
+        """An owner-only script's number, or ``LeaseLost`` if it answered ``{0, record}``."""
+        if isinstance(reply, list):
             raise LeaseLost(tool, key, token, self._record(tool, key, reply[1]))
-        return reply
+        return int(reply)
 
     # -- the contract --------------------------------------------------------------------
 
@@ -222,7 +223,7 @@ class RedisDedupStore(DedupStore):
 
     def extend(self, tool: str, key: str, token: str, lease: float = DEFAULT_LEASE) -> float:
         reply = self._eval(SCRIPTS["extend"], self._key(tool, key), token, _ms(lease))
-        return int(self._owned(tool, key, token, reply)[1]) / 1000
+        return self._owned(tool, key, token, reply) / 1000
 
     def get(self, tool: str, key: str) -> Record | None:
         with self._translated():

@@ -2,8 +2,10 @@
 
 Times are the server's (``TIME``) in integer milliseconds: doubles hold them exactly and
 ``redis.call`` writes integral numbers without an exponent. Every script touches
-only ``KEYS[1]``, so they run unchanged on Redis Cluster. Replies are flat arrays whose first
-element is a status code (``0``: the caller's token does not own the record).
+only ``KEYS[1]``, so they run unchanged on Redis Cluster. A claim answers an array whose
+first element says what it is; the owner-only scripts answer a number on success (a plain
+integer parses faster than an array) and ``{0, record}`` when the caller's token does not
+own the record.
 """
 
 from __future__ import annotations
@@ -61,16 +63,16 @@ local expires = now + tonumber(ARGV[5])
 redis.call('HSET', k, 'state', ARGV[2], ARGV[3], ARGV[4], 'token', '', 'lease', '0',
            'updated', now, 'expires', expires)
 redis.call('PEXPIREAT', k, expires)
-return {1}
+return 1
 """
 
 # ARGV: token.
 RELEASE = """
 redis.call('HSET', k, 'token', '', 'lease', '0', 'updated', now)
-return {1}
+return 1
 """
 
-# ARGV: token, lease ms. Reply: {1, lease_until ms}.
+# ARGV: token, lease ms. Reply: the new lease_until in ms.
 EXTEND = """
 local lease_until = now + tonumber(ARGV[2])
 local expires = tonumber(redis.call('HGET', k, 'expires'))
@@ -79,7 +81,7 @@ if lease_until > expires then
   redis.call('HSET', k, 'expires', lease_until)
   redis.call('PEXPIREAT', k, lease_until)
 end
-return {1, lease_until}
+return lease_until
 """
 
 # Deletes a failed record only. Reply: 1 if deleted.

@@ -19,7 +19,7 @@ from types import FrameType
 from intentq.config.settings import Settings
 from intentq.consumers.sqs_queue import Received, SqsQueue
 from intentq.consumers.sqs_worker import SqsWorker
-from intentq.errors import ConfigError, IntentqError
+from intentq.errors import IntentqError
 from intentq.registry import Registry
 
 __all__ = [
@@ -50,7 +50,7 @@ def run_worker(settings: Settings, registry: Registry) -> int:
     with worker:
         try:
             worker.queue  # noqa: B018 - resolve the queue now: a missing one is a start error
-        except (ConfigError, IntentqError) as exc:
+        except IntentqError as exc:
             log.error("cannot start the SQS worker: %s", exc)
             return EXIT_ERROR
         with stop_on_signals(worker):

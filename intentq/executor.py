@@ -39,7 +39,7 @@ from intentq.errors import (
     UnknownTool,
 )
 from intentq.heartbeat import Heartbeat
-from intentq.intent import Intent, canonical_json, fingerprint, normalize_key
+from intentq.intent import Intent, canonical_json, fingerprint, new_intent_id, normalize_key
 from intentq.outcome import Ack, AlreadyDead, Delivery, Outcome, RetryLater, SendToDLQ
 from intentq.policy import Policy, is_retryable
 from intentq.registry import Registry, ToolSpec
@@ -174,7 +174,7 @@ class Executor:
         if isinstance(claim, Cached):
             return Ack(claim.result, cached=True)
         if isinstance(claim, Dead):
-            return AlreadyDead(claim.error)
+            return self._dead(job, claim)
         if isinstance(claim, Mismatch):
             detail = (
                 f"key {job.key!r} was first used with fingerprint {claim.existing[:12]}..., "
@@ -200,7 +200,7 @@ class Executor:
     def _busy_delay(self, claim: Busy, delivery: Delivery) -> float:
         # A duplicate of a fast tool should get its cached answer soon, not after the whole
         # lease; the wait doubles with each delivery so a long tool costs few receives.
-        recheck = BUSY_RECHECK_FIRST * 2 ** min(delivery.receive_count - 1, 16)
+        recheck = BUSY_RECHECK_FIRST * 2.0 ** min(max(delivery.receive_count - 1, 0), 16)
         return min(claim.retry_after, recheck * (0.5 + random.random() / 2))
 
     def _run(self, job: Job, claim: Acquired, heartbeat: HeartbeatFn | None) -> Outcome:
@@ -311,7 +311,13 @@ class Executor:
         message: str,
         tb: str | None,
     ) -> Outcome:
-        error = {"reason": str(reason), "type": error_type, "message": message[:2000]}
+        # The letter's id and the intent id go into the record, so a redelivery of this very
+        # message (its letter may not have been written) can write the same letter again.
+        letter_id = new_intent_id()
+        error = {
+            "reason": str(reason), "type": error_type, "message": message[:2000],
+            "attempts": claim.attempt, "intent_id": job.intent_id, "letter_id": letter_id,
+        }  # fmt: skip
         try:
             self.store.fail(job.tool, job.key, claim.token, error, self.policy.ttl_for(job.spec))
         except LeaseLost:
@@ -320,7 +326,21 @@ class Executor:
             # The letter still goes to the DLQ; the record's lease runs out and a duplicate
             # may try again, which is what a replay would do anyway.
             log.warning("could not mark %s:%s failed: %s", job.tool, job.key, exc)
-        return self._job_letter(job, reason, error_type, message, attempts=claim.attempt, tb=tb)
+        return self._job_letter(
+            job, reason, error_type, message, attempts=claim.attempt, tb=tb, letter_id=letter_id
+        )
+
+    def _dead(self, job: Job, claim: Dead) -> Outcome:
+        error = claim.error
+        if error.get("intent_id") != job.intent_id or not error.get("letter_id"):
+            return AlreadyDead(error)  # another message for a dead key: one letter is enough
+        # The message that failed, delivered again: the transport may have failed to write
+        # its letter before, so write it again under the same id (stores upsert by id).
+        return self._job_letter(
+            job, Reason(error.get("reason", Reason.PERMANENT)), str(error.get("type")),
+            str(error.get("message", "")), attempts=int(error.get("attempts", 0)),
+            letter_id=str(error["letter_id"]),
+        )  # fmt: skip
 
     # -- letters -------------------------------------------------------------------------
 
@@ -335,11 +355,12 @@ class Executor:
         message: str,
         attempts: int,
         tb: str | None = None,
+        letter_id: str = "",
     ) -> SendToDLQ:
         now = _now()
         return SendToDLQ(
             DeadLetter(
-                id="",
+                id=letter_id,
                 body=job.body,
                 reason=reason,
                 tool=job.tool,

@@ -41,7 +41,8 @@ class Heartbeat:
                     target=self._run, name="intentq-heartbeat", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            if self._heap[0][1] == beat_id:  # only an earlier deadline needs the thread awake
+                self._cond.notify()
         try:
             yield
         finally:

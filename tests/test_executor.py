@@ -203,7 +203,7 @@ def test_transient_failures_past_max_attempts_are_exhausted(world: World) -> Non
     letter = outcomes[-1].letter
     assert (letter.reason, letter.error_type, letter.attempts) == ("exhausted", "TransientError", 3)
     assert "try again" in (letter.traceback or "")
-    assert isinstance(world.run(intent), AlreadyDead)
+    assert isinstance(world.run(Intent.create("flaky", {"fail_times": 99}, key="ex")), AlreadyDead)
     assert world.calls["flaky"] == 3
 
 
@@ -234,7 +234,7 @@ def test_permanent_error_dead_letters_at_once(world: World) -> None:
         intent.intent_id,
     )
     assert out.letter.source_transport == "memory" and out.letter.source_queue == "q"
-    dup = world.run(intent)
+    dup = world.run(Intent.create("broken", {}, key="b"))
     assert isinstance(dup, AlreadyDead) and dup.error["reason"] == "permanent"
     assert world.calls["broken"] == 1
 
@@ -242,7 +242,7 @@ def test_permanent_error_dead_letters_at_once(world: World) -> None:
 def test_unserialisable_result_is_permanent_and_never_rerun(world: World) -> None:
     intent = Intent.create("unjsonable", {}, key="u")
     assert isinstance(world.run(intent), SendToDLQ)
-    assert isinstance(world.run(intent), AlreadyDead)
+    assert isinstance(world.run(Intent.create("unjsonable", {}, key="u")), AlreadyDead)
     assert world.calls["unjsonable"] == 1
 
 
@@ -355,3 +355,21 @@ def test_unknown_tool_and_schema_failures(world: World) -> None:
     assert isinstance(bad, SendToDLQ) and bad.reason == "schema"
     assert "slot" in (bad.letter.error_message or "") and bad.letter.key == "sch"
     assert world.store.get("book", "sch") is None  # poison never claims
+
+
+def test_redelivery_of_a_failed_message_writes_its_letter_again(world: World) -> None:
+    """If the transport could not write the letter, the same message brings it back."""
+    intent = Intent.create("broken", {}, key="again")
+    first = world.run(intent)
+    assert isinstance(first, SendToDLQ) and first.letter.id
+    again = world.run(intent, Delivery("sqs", "q", "m-1", receive_count=2))
+    assert isinstance(again, SendToDLQ)
+    assert again.letter.id == first.letter.id  # stores upsert by id: still one letter
+    assert (again.reason, again.letter.error_type, again.letter.attempts) == (
+        "permanent",
+        "ValueError",
+        1,
+    )
+    other = world.run(Intent.create("broken", {}, key="again"))  # a new message, same key
+    assert isinstance(other, AlreadyDead)
+    assert world.calls["broken"] == 1

@@ -5,11 +5,15 @@ fills the queue with N messages while the worker is not consuming it, then has t
 consume the queue (``add_consumer``) and times it until the queue is empty and nothing is
 left unacknowledged. Rounds alternate between a plain Celery task and an intentq no-op tool
 (a new key each: a claim and a completion in the Redis store per task), so load on the
-machine hits both alike. Both run on the same app: JSON, late acks, prefetch 1.
+machine hits both alike. Both run on the same app (JSON, late acks), first with intentq's
+prefetch multiplier (1), then with Celery's (4).
 
-Prints the medians and their ratio; writes bench/results/celery.json.
+Wall-clock rates swing with whatever else the machine runs; the CPU the worker's processes
+spend per task (from /proc, Linux) does much less, so it is reported next to them.
 
-    .venv/bin/python -m bench.celery [--n 2000] [--rounds 3] [--concurrency 2]
+Prints the medians and their ratios; writes bench/results/celery.json.
+
+    .venv/bin/python -m bench.celery [--n 2000] [--rounds 5] [--concurrency 2]
 """
 
 from __future__ import annotations
@@ -92,6 +96,15 @@ def worker_main(config: dict[str, Any]) -> int:
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process (Linux ``/proc``); 0 if it has gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Bench:
     def __init__(self, n: int, concurrency: int, prefetch: int, tmp: Path) -> None:
         self.n, self.concurrency, self.prefetch, self.tmp = n, concurrency, prefetch, tmp
@@ -133,11 +146,20 @@ class Bench:
     def drained(self, queue: str) -> bool:
         return self.broker.llen(queue) == 0 and self.broker.hlen("unacked") == 0
 
-    def round(self, kind: str) -> float:
-        """Tasks per second for one queue of ``n`` messages of ``kind``."""
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds used so far by the worker's main process and by its pool children."""
+        assert self.proc is not None
+        main = self.proc.pid
+        children = Path(f"/proc/{main}/task/{main}/children").read_text().split()
+        return cpu_seconds(main), sum(cpu_seconds(int(child)) for child in children)
+
+    def round(self, kind: str) -> tuple[float, float, float]:
+        """Tasks per second for one queue of ``n`` messages of ``kind``, and CPU ms per task
+        in the worker's main process and in its pool."""
         queue = f"{self.prefix}-{kind}-{uuid.uuid4().hex[:6]}"
         self.fill(kind, queue)
         assert self.broker.llen(queue) == self.n, "the queue did not fill"
+        main_before, pool_before = self.cpu()
         started = time.perf_counter()
         self.app.control.add_consumer(queue, destination=[self.hostname], reply=True)
         while True:
@@ -148,8 +170,14 @@ class Bench:
                     break
             time.sleep(0.002)
         elapsed = time.perf_counter() - started
+        main_after, pool_after = self.cpu()
         self.app.control.cancel_consumer(queue, destination=[self.hostname], reply=True)
-        return self.n / elapsed
+        per_task = 1000 / self.n
+        return (
+            self.n / elapsed,
+            (main_after - main_before) * per_task,
+            (pool_after - pool_before) * per_task,
+        )
 
     def close(self) -> None:
         if self.proc is not None:
@@ -159,21 +187,38 @@ class Bench:
         self.broker.close()
 
 
-def measure(args: argparse.Namespace, prefetch: int, tmp: Path) -> dict[str, list[float]]:
+def measure(args: argparse.Namespace, prefetch: int, tmp: Path) -> dict[str, Any]:
     """Alternating rounds of each kind on one worker with this prefetch multiplier."""
     bench = Bench(args.n, args.concurrency, prefetch, tmp)
-    rates: dict[str, list[float]] = {"plain": [], "intentq": []}
+    rounds: dict[str, list[tuple[float, float, float]]] = {"plain": [], "intentq": []}
     try:
         bench.start_worker()
         bench.round("plain")  # warm-up: imports, connections, the store's scripts
         bench.round("intentq")
         for _ in range(args.rounds):
             for kind in ("plain", "intentq"):
-                rates[kind].append(bench.round(kind))
-                print(f"prefetch {prefetch}  {kind:8} {rates[kind][-1]:6.0f} tasks/s", flush=True)
+                rate, main_ms, pool_ms = bench.round(kind)
+                rounds[kind].append((rate, main_ms, pool_ms))
+                print(
+                    f"prefetch {prefetch}  {kind:8} {rate:6.0f} tasks/s   CPU per task: "
+                    f"main {main_ms:.2f} ms, pool {pool_ms:.2f} ms",
+                    flush=True,
+                )
     finally:
         bench.close()
-    return rates
+    out: dict[str, Any] = {"worker_prefetch_multiplier": prefetch}
+    for kind, label in (("plain", "plain"), ("intentq", "idempotent")):
+        rates, mains, pools = zip(*rounds[kind], strict=True)
+        out[f"{label}_tasks_per_s"] = round(statistics.median(rates), 1)
+        out[f"{label}_cpu_ms_per_task"] = {
+            "main": round(statistics.median(mains), 3),
+            "pool": round(statistics.median(pools), 3),
+        }
+        out[f"{label}_all_rounds_tasks_per_s"] = [round(r, 1) for r in rates]
+    out["ratio"] = round(out["idempotent_tasks_per_s"] / out["plain_tasks_per_s"], 3)
+    cpu = {k: sum(out[f"{k}_cpu_ms_per_task"].values()) for k in ("plain", "idempotent")}
+    out["cpu_ratio"] = round(cpu["plain"] / cpu["idempotent"], 3)
+    return out
 
 
 def main() -> None:
@@ -195,21 +240,14 @@ def main() -> None:
         dlq.create_schema()
         dlq.close()
         for prefetch in PREFETCH:
-            rates = measure(args, prefetch, Path(tmp))
-            plain, idem = statistics.median(rates["plain"]), statistics.median(rates["intentq"])
-            runs[f"prefetch_{prefetch}"] = {
-                "worker_prefetch_multiplier": prefetch,
-                "plain_tasks_per_s": round(plain, 1),
-                "idempotent_tasks_per_s": round(idem, 1),
-                "ratio": round(idem / plain, 3),
-                "all_rounds": {k: [round(v, 1) for v in vs] for k, vs in rates.items()},
-            }
+            runs[f"prefetch_{prefetch}"] = measure(args, prefetch, Path(tmp))
     print()
     for run in runs.values():
         plain, idem = run["plain_tasks_per_s"], run["idempotent_tasks_per_s"]
         print(
             f"prefetch {run['worker_prefetch_multiplier']}: plain Celery task {plain:.0f}/s, "
-            f"IdempotentTask {idem:.0f}/s, ratio {run['ratio']:.2f}x"
+            f"IdempotentTask {idem:.0f}/s, ratio {run['ratio']:.2f}x; "
+            f"worker CPU per task ratio {run['cpu_ratio']:.2f}x"
         )
     result = {
         "bench": "celery",

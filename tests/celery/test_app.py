@@ -24,6 +24,7 @@ from intentq.consumers.celery import (
     runtime_of,
     transport_options,
     visibility_timeout,
+    worker_argv,
 )
 from intentq.consumers.celery_publish import PlainTask
 from intentq.errors import ConfigError
@@ -205,3 +206,18 @@ def test_a_plain_celery_app_is_told_to_be_configured_first() -> None:
 
 
 REGISTRY = make_registry()
+
+
+def test_the_worker_consumes_the_configured_queue_with_the_pool_asked_for() -> None:
+    settings = Settings(celery_queue="tools", concurrency=3)
+
+    argv = worker_argv(settings, pool="threads", hostname="w1@%h")
+
+    def option(args: list[str], name: str) -> str:
+        return args[args.index(name) + 1]
+
+    assert argv[0] == "worker"
+    assert option(argv, "--queues") == "tools"
+    assert (option(argv, "--pool"), option(argv, "--concurrency")) == ("threads", "3")
+    assert option(argv, "--hostname") == "w1@%h"
+    assert option(worker_argv(settings, concurrency=7), "--concurrency") == "7"

@@ -99,17 +99,15 @@ class Effects:
         return conn
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        for attempt in (1, 2):
-            conn = self._conn()
-            try:
-                cur = conn.execute(sql, params)
-                return cur.fetchall() if cur.description else []
-            except psycopg.OperationalError as exc:
-                conn.close()
-                if attempt == 2:
-                    # Retryable for the executor: the tool did nothing it could not redo.
-                    raise ConnectionError(f"effects table unreachable: {exc}") from exc
-        return []  # pragma: no cover - the loop returns or raises
+        # No resend: an INSERT whose reply was lost may have committed, and sending it again
+        # would count one run twice. The tool fails transiently instead, on a new connection.
+        conn = self._conn()
+        try:
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+        except psycopg.OperationalError as exc:
+            conn.close()
+            raise ConnectionError(f"effects table unreachable: {exc}") from exc
 
     def note(self, kind: str, ctx: ToolContext) -> None:
         self._execute(

@@ -22,6 +22,7 @@ import platform
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -76,12 +77,14 @@ def intentq_contender(client: redis.Redis) -> Callable[[str], Any]:
 
 def powertools_contender(client: redis.Redis) -> Callable[[str], Any]:
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-    from aws_lambda_powertools.utilities.idempotency.persistence.redis import (
-        RedisCachePersistenceLayer,
+    from aws_lambda_powertools.utilities.idempotency.persistence.cache import (
+        CachePersistenceLayer,
     )
 
     logging.getLogger("aws_lambda_powertools").setLevel(logging.ERROR)
-    layer = RedisCachePersistenceLayer(client=client)  # type: ignore[arg-type]
+    # Outside Lambda there is no remaining-time to register; Powertools warns once per call.
+    warnings.filterwarnings("ignore", message="Couldn't determine the remaining time")
+    layer = CachePersistenceLayer(client=client)  # type: ignore[arg-type]
     config = IdempotencyConfig(expires_after_seconds=3600, use_local_cache=False)
 
     @idempotent_function(data_keyword_argument="args", persistence_store=layer, config=config)

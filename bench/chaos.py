@@ -18,12 +18,10 @@ holds.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -36,10 +34,12 @@ if __package__ in (None, ""):
     # would shadow the libraries of those names.
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from bench.chaos_check import Check, Tally, check_replay, check_run
+from bench.chaos_check import Check, Tally, check_replay, check_run, unrecorded
+from bench.chaos_cli import parse_args
+from bench.chaos_feeder import Feeder
 from bench.chaos_fleet import Fleet, Kill
-from bench.chaos_plan import Message, Plan, make_plan
-from bench.chaos_report import DEFAULT_PG_URL, ChaosConfig, ChaosReport
+from bench.chaos_plan import Plan, make_plan
+from bench.chaos_report import ChaosConfig, ChaosReport
 from bench.chaos_tools import Effects
 from bench.chaos_transport import CeleryTransport, SqsTransport, make_transport
 from bench.chaos_world import PgSchema, RedisServer, ensure_database
@@ -57,43 +57,6 @@ _PROGRESS_EVERY = 5.0
 _SETTLED = 1.5
 # With the queue empty this long and an outcome still missing, it will never come.
 _GIVE_UP = 10.0
-
-
-class Feeder(threading.Thread):
-    """Sends the plan in chunks, waiting while the backlog is above ``limit``."""
-
-    def __init__(
-        self, transport: SqsTransport | CeleryTransport, messages: Sequence[Message], chunk: int,
-        limit: int, rate: float = 0.0,
-    ) -> None:  # fmt: skip
-        super().__init__(name="chaos-feeder", daemon=True)
-        self.transport, self.messages, self.limit, self.rate = transport, messages, limit, rate
-        # Paced, the stream goes out in chunks of about a second's worth.
-        self.chunk = min(chunk, max(10, round(rate))) if rate else chunk
-        self.sent = 0
-        self.error: BaseException | None = None
-        self.done = threading.Event()
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        began = time.monotonic()
-        try:
-            for start in range(0, len(self.messages), self.chunk):
-                while self.transport.waiting() > self.limit:
-                    if self.stop.wait(0.2):
-                        return
-                if self.rate and self.stop.wait(
-                    max(0.0, began + start / self.rate - time.monotonic())
-                ):
-                    return
-                self.transport.send(self.messages[start : start + self.chunk])
-                self.sent = min(len(self.messages), start + self.chunk)
-                if self.stop.is_set():
-                    return
-        except BaseException as exc:  # reported by the run, which then fails
-            self.error = exc
-        finally:
-            self.done.set()
 
 
 class _Run:
@@ -222,9 +185,11 @@ class _Run:
         drained = self.settle(lambda: self.complete("effect", *want))
         elapsed = time.monotonic() - self.started
         tally = Tally.read(self.fx, self.dlq)
+        delivered = self.transport.received({k.log for k in self.fleet.killed})
         checks, stats = check_run(
-            plan, tally, self.kills_if_plain, self.config.lease, self.transport.received()
-        )
+            plan, tally, self.kills_if_plain, self.config.lease, delivered,
+            unrecorded(self.fleet.workdir),
+        )  # fmt: skip
         exits = self.fleet.exits
         checks[:0] = [
             Check(
@@ -274,8 +239,9 @@ class _Run:
         )
         tally = Tally.read(self.fx, self.dlq)
         checks, stats = check_replay(
-            plan, tally, summary, malformed, self.kills_if_plain, self.config.lease
-        )
+            plan, tally, summary, malformed, self.kills_if_plain, self.config.lease,
+            unrecorded(self.fleet.workdir),
+        )  # fmt: skip
         checks.insert(0, Check("the replay drained before the deadline", settled))
         report.replay_checks = checks
         report.replay_stats = {**stats, "elapsed": round(time.monotonic() - started, 2)}
@@ -368,62 +334,6 @@ def run_chaos(config: ChaosConfig, zygote: Zygote | None = None) -> ChaosReport:
         codes = fleet.stop_all()
         report.stats["exit_codes"] = sorted(str(code) for code in codes.values())
     return report
-
-
-def parse_args(argv: Sequence[str] | None = None) -> tuple[ChaosConfig, Path | None]:
-    """The run's configuration, and where to write the JSON report (if anywhere)."""
-    d = ChaosConfig()
-    p = argparse.ArgumentParser(
-        description=(__doc__ or "").splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--transport", choices=["sqs", "celery"], default=d.transport)
-    p.add_argument("--store", choices=["redis", "postgres"], default=d.store)
-    p.add_argument(
-        "--broker", choices=["redis", "rabbitmq"], default=d.broker,
-        help="Celery's broker: a Redis server of the run's own, or the local RabbitMQ",
-    )  # fmt: skip
-    p.add_argument("--intents", type=int, default=d.intents, help="original intents")
-    p.add_argument("--workers", type=int, default=d.workers, help="worker processes")
-    p.add_argument("--concurrency", type=int, default=None, help="per worker (SQS 4, Celery 2)")
-    p.add_argument("--kill-every", type=float, default=d.kill_every, help="seconds; 0: none")
-    p.add_argument("--dup-ratio", type=float, default=d.dup_ratio)
-    p.add_argument("--poison-ratio", type=float, default=d.poison_ratio)
-    p.add_argument("--transient-ratio", type=float, default=d.transient_ratio)
-    p.add_argument("--restart-redis", action="store_true", help="SIGKILL/restart the store")
-    p.add_argument("--restart-every", type=float, default=d.restart_every)
-    p.add_argument("--redis-down", type=float, default=d.redis_down)
-    p.add_argument(
-        "--terminate-pg", type=float, default=d.terminate_pg_every, metavar="SECONDS",
-        help="pg_terminate_backend the store's connections every SECONDS; 0: never",
-    )  # fmt: skip
-    p.add_argument(
-        "--tool", choices=["auto", "plain", "transactional"], default=d.tool,
-        help="where the effect row is written: plain (its own connection) or in the store's "
-        "transaction (PostgreSQL store); auto: transactional on PostgreSQL",
-    )  # fmt: skip
-    p.add_argument("--rate", type=float, default=d.rate, help="messages/s sent; 0: no limit")
-    p.add_argument("--lease", type=float, default=d.lease)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--timeout", type=float, default=d.timeout)
-    p.add_argument("--no-replay", action="store_true")
-    p.add_argument("--pg-url", default=DEFAULT_PG_URL)
-    p.add_argument("--sqs-endpoint", default=None, help="use this local SQS server")
-    p.add_argument("--workdir", type=Path, default=None)
-    p.add_argument("--keep", action="store_true", help="keep the PostgreSQL schema")
-    p.add_argument("--json", type=Path, default=None, help="also write the report here")
-    o = p.parse_args(argv)
-    config = ChaosConfig(
-        transport=o.transport, store=o.store, broker=o.broker, intents=o.intents, workers=o.workers,
-        concurrency=o.concurrency, kill_every=o.kill_every, dup_ratio=o.dup_ratio,
-        poison_ratio=o.poison_ratio, transient_ratio=o.transient_ratio,
-        restart_redis=o.restart_redis, restart_every=o.restart_every, redis_down=o.redis_down,
-        terminate_pg_every=o.terminate_pg, tool=o.tool, rate=o.rate, lease=o.lease, seed=o.seed,
-        timeout=o.timeout,
-        replay=not o.no_replay, pg_url=o.pg_url, sqs_endpoint=o.sqs_endpoint,
-        workdir=o.workdir, keep=o.keep,
-    )  # fmt: skip
-    return config, o.json
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,6 +21,7 @@ class Kill:
     pid: int
     pids: frozenset[int]
     at: float
+    log: Path
 
 
 def session_pids(sid: int) -> frozenset[int]:
@@ -66,7 +67,7 @@ class Fleet:
         self.ready_marker = ready_marker
         self._config = config
         self._env = env
-        self._workdir = workdir
+        self.workdir = workdir
         self.workers: list[WorkerProc] = []
         self.started = 0
         self.killed: list[Kill] = []
@@ -75,7 +76,7 @@ class Fleet:
     def spawn(self) -> WorkerProc:
         index = self.started
         self.started += 1
-        log = self._workdir / f"worker-{index:03d}.log"
+        log = self.workdir / f"worker-{index:03d}.log"
         worker = WorkerProc(self.zygote, self._config(index), self._env, log, self.ready_marker)
         self.workers.append(worker)
         return worker
@@ -105,7 +106,7 @@ class Fleet:
         at = time.time()
         victim.kill()
         self.workers.remove(victim)
-        self.killed.append(Kill(victim.pid, pids, at))
+        self.killed.append(Kill(victim.pid, pids, at, victim.log_path))
         self.fill()
         return victim
 

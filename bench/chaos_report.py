@@ -30,7 +30,9 @@ class ChaosConfig:
     redis_down: float = 1.0  # seconds the store's Redis stays down at each restart
     terminate_pg_every: float = 0.0  # pg_terminate_backend the store's connections; 0: never
     tool: str = "auto"  # auto | plain | transactional (auto: transactional on PostgreSQL)
-    lease: float = 3.0
+    # Longer than a store restart plus the completion's retries: a tool that finished while
+    # the store was down must still own its key when the store is back.
+    lease: float = 5.0
     seed: int | None = None
     timeout: float = 300.0  # the whole run must drain within this many seconds
     replay: bool = True
@@ -102,7 +104,8 @@ class ChaosReport:
             f"  executions    {s.get('executions', 0)} effect rows for "
             f"{s.get('valid_intents', 0)} valid intents ({s.get('tool')} tool); "
             f"{s.get('doubles', 0)} ran twice ({s.get('crash_window_reruns', 0)} after a SIGKILL "
-            f"between effect and record), {s.get('lost', 0)} lost",
+            f"between effect and record; {s.get('completions_given_up', 0)} completions given up "
+            f"in a store outage), {s.get('lost', 0)} lost",
             f"  duplicates    {s.get('duplicates_suppressed', 0)} copies answered without running",
             f"  takeovers     {s.get('takeovers', 0)} abandoned claims taken over after the lease",
             f"  retries       {s.get('retries', 0)} transient failures retried",

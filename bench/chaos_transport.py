@@ -29,8 +29,14 @@ CELERY_TRANSPORT_OPTIONS: dict[str, Any] = {
 }
 CELERY_CONCURRENCY = 2
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
-# Celery logs "Task intentq.effect[<task id>] received" once the broker handed it over.
-_RECEIVED = re.compile(rb"\[([0-9a-f-]{36})\] received")
+# Celery logs "[<time>: INFO/MainProcess] Task intentq.effect[<task id>] received" once the
+# broker handed a message over; then the outcome: succeeded, raised, ignored, rejected, or
+# retry (a new message under the same task id was sent).
+_EVENT = re.compile(
+    rb"^\[([0-9-]+ [0-9:,]+): [^\]]*\] Task \S+\[([0-9a-f-]{36})\] "
+    rb"(received|retry|succeeded|raised|ignored|rejected)",
+    re.M,
+)
 
 
 class Transport(Protocol):
@@ -48,7 +54,7 @@ class Transport(Protocol):
 
     def waiting(self) -> int: ...
 
-    def received(self) -> set[str] | None: ...
+    def received(self, killed_logs: set[Path]) -> set[str] | None: ...
 
     def close(self) -> None: ...
 
@@ -123,7 +129,7 @@ class SqsTransport:
     def waiting(self) -> int:
         return self.backlog()[0]
 
-    def received(self) -> set[str] | None:
+    def received(self, killed_logs: set[Path]) -> set[str] | None:
         """SQS keeps what it delivered until deleted: it loses nothing on a worker's death."""
         return None
 
@@ -140,7 +146,7 @@ class _RedisBroker:
     """A redis-server of the run's own (never broken: the chaos is in workers and the store).
 
     kombu's Redis transport pops a message (BRPOP) and only then records it as unacked: a
-    worker SIGKILLed in between loses that message (celery/kombu#305).
+    worker SIGKILLed in between loses that message (the sequence is shown in celery/celery#7950).
     """
 
     def __init__(self, workdir: Path) -> None:
@@ -194,12 +200,15 @@ class _RabbitBroker:
 
     def backlog(self, queue: str) -> tuple[int, int]:
         # AMQP tells ready messages only; the held ones (prefetched, or waiting for a retry
-        # countdown in a worker) are counted by the broker's own tool.
-        out = subprocess.run(
-            ["rabbitmqctl", "-q", "list_queues", "name", "messages_ready",
-             "messages_unacknowledged"],
-            capture_output=True, text=True, check=True, timeout=60,
-        ).stdout  # fmt: skip
+        # countdown in a worker) are counted by the broker's own tool, when it can be run.
+        try:
+            out = subprocess.run(
+                ["rabbitmqctl", "-q", "list_queues", "name", "messages_ready",
+                 "messages_unacknowledged"],
+                capture_output=True, text=True, check=True, timeout=60,
+            ).stdout  # fmt: skip
+        except (OSError, subprocess.SubprocessError):
+            return self.waiting(queue), 0
         for line in out.splitlines():
             fields = line.split()
             if len(fields) == 3 and fields[0] == queue:
@@ -256,12 +265,25 @@ class CeleryTransport:
     def backlog(self) -> tuple[int, int]:
         return self.broker.backlog(self.queue)
 
-    def received(self) -> set[str]:
-        """Task ids some worker logged as received: the broker delivered them."""
-        ids: set[str] = set()
+    def received(self, killed_logs: set[Path]) -> set[str]:
+        """Task ids the broker did not lose, by the workers' logs.
+
+        The broker lost a task's message when the task's last event is a retry being sent
+        (a new message under the same task id) with no delivery after it, or a delivery to
+        a worker that was then SIGKILLed, never delivered again.
+        """
+        events: list[tuple[bytes, bytes, bytes, bool]] = []
         for log in self.workdir.glob("worker-*.log"):
-            ids.update(m.decode() for m in _RECEIVED.findall(log.read_bytes()))
-        return ids
+            killed = log in killed_logs
+            events += [(*e, killed) for e in _EVENT.findall(log.read_bytes())]
+        last: dict[bytes, tuple[bytes, bool]] = {}
+        for _, task_id, what, killed in sorted(events):
+            last[task_id] = (what, killed)
+        return {
+            task_id.decode()
+            for task_id, (what, killed) in last.items()
+            if what != b"retry" and not (what == b"received" and killed)
+        }
 
     def close(self) -> None:
         self.producer.close()

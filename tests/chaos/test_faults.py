@@ -23,7 +23,7 @@ from tests.support.net import free_port, wait_until
 from tests.support.services import SqsServer
 
 # A tool claimed just before the store went down may still start a moment later.
-CLAIMED_BEFORE_SLACK = 1.0
+CLAIMED_BEFORE_SLACK = 1.5
 OUTAGE = 5.0
 
 

@@ -48,6 +48,8 @@ log = logging.getLogger("intentq.executor")
 
 # When the store is down, the message comes back after about this long (plus jitter).
 STORE_OUTAGE_DELAY = 2.0
+# While the store is down after a tool ran, the completion is retried at least this often.
+COMPLETE_RETRY_MAX = 0.5
 # A duplicate that finds its key busy first looks again after about this long (seconds).
 BUSY_RECHECK_FIRST = 0.5
 HeartbeatFn = Callable[[], None]
@@ -233,10 +235,12 @@ class Executor:
         try:
             with self.heartbeat.beating(lease / 3, beat):
                 if spec.transactional:
-                    result = self._run_transactional(job, claim, ctx)
-                else:
-                    result = spec.handler(job.args, ctx)
-                    canonical_json(result)
+                    return Ack(self._run_transactional(job, claim, ctx))
+                result = spec.handler(job.args, ctx)
+                canonical_json(result)
+                # Recorded while the heartbeat still beats: a store that comes back renews the
+                # lease before any other worker could take the key over.
+                return self._complete(job, claim, result)
         except LeaseLost:
             log.warning(
                 "%s:%s lost its lease while running; another worker owns it", job.tool, job.key
@@ -244,9 +248,6 @@ class Executor:
             return Ack(None, cached=False, lease_lost=True)
         except Exception as exc:
             return self._failed(job, claim, exc, max_attempts)
-        if not spec.transactional:
-            return self._complete(job, claim, result)
-        return Ack(result)
 
     def _run_transactional(self, job: Job, claim: Acquired, ctx: ToolContext) -> Any:
         if not isinstance(self.store, TransactionalStore):
@@ -260,10 +261,10 @@ class Executor:
         return result
 
     def _complete(self, job: Job, claim: Acquired, result: Any) -> Outcome:
-        # The side effect happened: keep trying to record it for up to one lease, because a
+        # The side effect happened: keep trying to record it for a whole lease, because a
         # message retried without a completion record would be taken over and run again.
         deadline = time.monotonic() + self.policy.lease_for(job.spec)
-        delay = 0.05
+        delay = 0.02
         while True:
             try:
                 self.store.complete(
@@ -274,11 +275,12 @@ class Executor:
                 log.warning("%s:%s: completed after losing the lease", job.tool, job.key)
                 return Ack(result, lease_lost=True)
             except StoreUnavailable as exc:
-                if time.monotonic() + delay > deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     log.error("%s:%s ran but could not be recorded: %s", job.tool, job.key, exc)
                     return self._outage(str(exc))
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, COMPLETE_RETRY_MAX)
 
     def _failed(self, job: Job, claim: Acquired, exc: Exception, max_attempts: int) -> Outcome:
         if isinstance(exc, Retry | ConfigError):

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from intentq.errors import LeaseLost
+
 log = logging.getLogger("intentq.heartbeat")
 
 
@@ -17,8 +19,8 @@ class Heartbeat:
     """Calls each registered beat every ``interval`` seconds until it is unregistered.
 
     One thread serves every running tool, so a worker with a pool of 10 does not start a
-    thread per message. A beat that raises is logged and dropped: the lease then runs out
-    and the store's fencing decides who owns the key.
+    thread per message. A beat that raises ``LeaseLost`` is dropped (another worker owns the
+    key); any other error is logged and the beat goes on at its next turn.
     """
 
     def __init__(self) -> None:
@@ -72,7 +74,11 @@ class Heartbeat:
                 heapq.heappush(self._heap, (time.monotonic() + interval, beat_id))
             try:
                 beat()
-            except Exception:
-                log.warning("heartbeat failed; the lease will run out", exc_info=True)
+            except LeaseLost:
+                log.warning("lease lost: another worker owns the key; no more heartbeats")
                 with self._cond:
                     self._beats.pop(beat_id, None)
+            except Exception:
+                # A store or broker hiccup: keep beating, the next beat may get through
+                # before the lease runs out.
+                log.warning("heartbeat failed; retrying at the next beat", exc_info=True)

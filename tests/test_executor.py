@@ -16,6 +16,7 @@ from intentq.executor import Executor
 from intentq.intent import Intent
 from intentq.outcome import Ack, AlreadyDead, Delivery, RetryLater, SendToDLQ
 from intentq.policy import Policy
+from tests.support.net import wait_until
 
 DELIVERY = Delivery(transport="memory", queue="q", message_id="m-1")
 
@@ -373,3 +374,33 @@ def test_redelivery_of_a_failed_message_writes_its_letter_again(world: World) ->
     other = world.run(Intent.create("broken", {}, key="again"))  # a new message, same key
     assert isinstance(other, AlreadyDead)
     assert world.calls["broken"] == 1
+
+
+class HiccupStore(MemoryDedupStore):
+    """Real clock; the first heartbeat extension fails as an unreachable store's would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.extend_failures = 1
+        self.extends = 0
+
+    def extend(self, *a: Any, **k: Any) -> float:
+        if self.extend_failures > 0:
+            self.extend_failures -= 1
+            raise StoreUnavailable("connection reset")
+        self.extends += 1
+        return super().extend(*a, **k)
+
+
+def test_heartbeat_survives_a_failed_extension() -> None:
+    w = World(store=HiccupStore())
+    intent = Intent.create("slow", {}, key="hiccup")
+    results: list[Any] = []
+    runner = threading.Thread(target=lambda: results.append(w.run(intent)))
+    runner.start()
+    assert w.started.wait(5)
+    wait_until(lambda: w.store.extends >= 3, timeout=10, what="three good extensions")
+    assert isinstance(w.store.claim("slow", "hiccup", intent.fingerprint), Busy)
+    w.release.set()
+    runner.join(10)
+    assert results == [Ack("done")]

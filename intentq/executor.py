@@ -151,6 +151,9 @@ class Executor:
             for job in jobs
         ]
         try:
+            if len(requests) == 1:  # one message (Celery): a plain call, no pipeline to build
+                r = requests[0]
+                return [self.store.claim(r.tool, r.key, r.fingerprint, r.lease, r.ttl)]
             return list(self.store.claim_many(requests))
         except StoreUnavailable as exc:
             log.warning("store unavailable, deferring %d message(s): %s", len(jobs), exc)

@@ -12,7 +12,7 @@ import random
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -362,25 +362,10 @@ class Executor:
         tb: str | None = None,
         letter_id: str = "",
     ) -> SendToDLQ:
-        now = _now()
-        return SendToDLQ(
-            DeadLetter(
-                id=letter_id,
-                body=job.body,
-                reason=reason,
-                tool=job.tool,
-                key=job.key,
-                intent_id=job.intent_id,
-                error_type=error_type,
-                error_message=message,
-                traceback=tb,
-                attempts=attempts,
-                source_transport=job.delivery.transport,
-                source_queue=job.delivery.queue,
-                first_seen=now,
-                dead_at=now,
-            )
-        )
+        return _send_to_dlq(
+            job.body, job.delivery, reason, error_type, message, tool=job.tool, key=job.key,
+            intent_id=job.intent_id, attempts=attempts, tb=tb, letter_id=letter_id,
+        )  # fmt: skip
 
     def _letter(
         self,
@@ -395,27 +380,48 @@ class Executor:
         intent_id: str | None = None,
         error_type: str | None = None,
     ) -> SendToDLQ:
-        now = _now()
-        return SendToDLQ(
-            DeadLetter(
-                id="",
-                body=body,
-                reason=reason,
-                tool=intent.tool if intent else tool,
-                key=intent.key if intent else key,
-                intent_id=intent.intent_id if intent else intent_id,
-                error_type=error_type or type(exc).__name__,
-                error_message=str(exc)[:2000],
-                attempts=0,
-                source_transport=delivery.transport,
-                source_queue=delivery.queue,
-                first_seen=now,
-                dead_at=now,
-            )
+        return _send_to_dlq(
+            body, delivery, reason, error_type or type(exc).__name__, str(exc)[:2000],
+            tool=intent.tool if intent else tool, key=intent.key if intent else key,
+            intent_id=intent.intent_id if intent else intent_id,
+        )  # fmt: skip
+
+
+def _send_to_dlq(
+    body: bytes,
+    delivery: Delivery,
+    reason: Reason,
+    error_type: str,
+    message: str,
+    *,
+    tool: str | None,
+    key: str | None,
+    intent_id: str | None,
+    attempts: int = 0,
+    tb: str | None = None,
+    letter_id: str = "",
+) -> SendToDLQ:
+    """The one place a dead letter is built: dead now, first seen now."""
+    now = _now()
+    return SendToDLQ(
+        DeadLetter(
+            id=letter_id,
+            body=body,
+            reason=reason,
+            tool=tool,
+            key=key,
+            intent_id=intent_id,
+            error_type=error_type,
+            error_message=message,
+            traceback=tb,
+            attempts=attempts,
+            source_transport=delivery.transport,
+            source_queue=delivery.queue,
+            first_seen=now,
+            dead_at=now,
         )
+    )
 
 
 def _with_session(ctx: ToolContext, session: Any) -> ToolContext:
-    from dataclasses import replace
-
     return replace(ctx, session=session)

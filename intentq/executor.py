@@ -7,6 +7,7 @@ answers with an ``Outcome`` the transport carries out with its own verbs.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -227,7 +228,7 @@ class Executor:
             intent_id=job.intent_id,
             attempt=claim.attempt,
             meta=job.meta,
-            logger=logging.getLogger(f"intentq.tool.{spec.name}"),
+            logger=_tool_logger(spec.name),
         )
 
         def beat() -> None:
@@ -421,6 +422,12 @@ def _send_to_dlq(
             dead_at=now,
         )
     )
+
+
+@functools.cache
+def _tool_logger(tool: str) -> logging.Logger:
+    # getLogger takes the logging module's lock on every call: once per tool is enough.
+    return logging.getLogger(f"intentq.tool.{tool}")
 
 
 def _with_session(ctx: ToolContext, session: Any) -> ToolContext:

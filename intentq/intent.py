@@ -66,11 +66,15 @@ def key_for_tool_call(conversation_id: str, tool_call_id: str) -> str:
     return str(uuid.uuid5(TOOL_CALL_NAMESPACE, f"{conversation_id}\x1f{tool_call_id}"))
 
 
+# Built once: ``json.dumps``/``json.loads`` with options build a new coder on every call.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+)
+
+
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no whitespace, ASCII escapes: one byte string per JSON value."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    ).encode("ascii")
+    return _CANONICAL.encode(value).encode("ascii")
 
 
 def fingerprint(tool: str, args: Any) -> str:
@@ -93,13 +97,16 @@ def _finite_float(text: str) -> float:
     return value
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+
+
 def _loads(data: bytes) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidIntent("malformed_json", f"body is not UTF-8: {exc}") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        return _DECODER.decode(text)
     except RecursionError:
         raise InvalidIntent("malformed_json", "JSON nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, and int() refusing a huge literal

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+# Built once: ``json.dumps`` with options builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
 
 def dump(value: Any) -> str:
     """Strict, compact JSON (no NaN): what every backend stores for a result or an error."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 def load(text: str | bytes | None) -> Any:

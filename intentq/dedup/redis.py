@@ -115,17 +115,36 @@ class RedisDedupStore(DedupStore):
                 pipe.script_load(script.source)
             pipe.execute()
 
+    def _evalsha(self, *args: Any) -> Any:
+        """One ``EVALSHA`` on a pooled connection, without redis-py's per-command layers.
+
+        ``Redis.execute_command`` wraps every command in retry, metrics and event plumbing
+        that costs about as much client CPU as the round trip itself; with retries off (see
+        ``from_url``) a store call needs none of it. The connection methods used here are
+        the ones redis-py's own pipelines use; they disconnect on a socket error themselves.
+        A client pinned to one connection, or of another kind, takes the ordinary path.
+        """
+        pool = getattr(self.client, "connection_pool", None)
+        if pool is None or getattr(self.client, "connection", None) is not None:
+            return self.client.evalsha(*args)
+        conn = pool.get_connection()
+        try:
+            conn.send_command("EVALSHA", *args)
+            return conn.read_response()
+        finally:
+            pool.release(conn)
+
     def _eval(self, script: Script, key: str, *args: Any) -> Any:
         # The hot path: plain try/except, no context manager.
         try:
-            return self.client.evalsha(script.sha, 1, key, *args)
+            return self._evalsha(script.sha, 1, key, *args)
         except rx.NoScriptError:
             pass  # the server restarted or flushed its scripts since we loaded them
         except rx.RedisError as exc:
             raise _translate(exc) from exc
         self.load_scripts()
         with self._translated():
-            return self.client.evalsha(script.sha, 1, key, *args)
+            return self._evalsha(script.sha, 1, key, *args)
 
     def _key(self, tool: str, key: str) -> str:
         return store_key(self.prefix, tool, key)
@@ -170,8 +189,10 @@ class RedisDedupStore(DedupStore):
         lease: float = DEFAULT_LEASE,
         ttl: float = DEFAULT_TTL,
     ) -> Claim:
-        args = (fingerprint, _ms(lease), _ms(ttl), _token())
-        return _claim_reply(self._eval(SCRIPTS["claim"], self._key(tool, key), *args), fingerprint)
+        token = _token()
+        args = (fingerprint, _ms(lease), _ms(ttl), token)
+        reply = self._eval(SCRIPTS["claim"], self._key(tool, key), *args)
+        return _claim_reply(reply, token, fingerprint)
 
     def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
         """The whole batch pipelined: one round trip (two after a server lost its scripts)."""
@@ -202,7 +223,8 @@ class RedisDedupStore(DedupStore):
                 with self._translated():
                     raise answer
         return [
-            _claim_reply(answer, r.fingerprint) for answer, r in zip(replies, requests, strict=True)
+            _claim_reply(answer, call[1][3], r.fingerprint)
+            for answer, call, r in zip(replies, calls, requests, strict=True)
         ]
 
     def complete(
@@ -246,10 +268,12 @@ class RedisDedupStore(DedupStore):
             self.client.close()
 
 
-def _claim_reply(reply: Any, fingerprint: str) -> Claim:
+def _claim_reply(reply: Any, token: str, fingerprint: str) -> Claim:
+    if isinstance(reply, int):  # the common case, a new key: a plain integer parses fastest
+        return Acquired(token, 1, takeover=False)
     code = int(reply[0])
     if code == 1:
-        return Acquired(_text(reply[1]), int(reply[2]), takeover=bool(int(reply[3])))
+        return Acquired(token, int(reply[1]), takeover=bool(int(reply[2])))
     if code == 2:
         return Cached(codec.load(reply[1]))
     if code == 3:

@@ -29,7 +29,8 @@ end
 """
 
 # ARGV: fingerprint, lease ms, ttl ms, new token.
-# Replies: {1, token, attempts, takeover} | {2, result} | {3, error} | {4, retry ms} | {5, fp}
+# Replies: 1 (a new key: acquired, first attempt) | {1, attempts, takeover} | {2, result} |
+# {3, error} | {4, retry ms} | {5, fp}. The caller made the token, so it is not sent back.
 CLAIM = """
 local fp, lease, ttl, token = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local r = redis.call('HMGET', k, 'state', 'fp', 'token', 'lease', 'attempts', 'result',
@@ -40,7 +41,7 @@ if not r[1] then
              'lease', now + lease, 'attempts', 1, 'created', now, 'updated', now,
              'expires', expires)
   redis.call('PEXPIREAT', k, expires)
-  return {1, token, 1, 0}
+  return 1
 end
 if r[2] ~= fp then return {5, r[2]} end
 if r[1] == 'completed' then return {2, r[6]} end
@@ -54,7 +55,7 @@ redis.call('HSET', k, 'token', token, 'lease', now + lease, 'attempts', attempts
 redis.call('PEXPIREAT', k, expires)
 local takeover = 0
 if r[3] ~= '' then takeover = 1 end
-return {1, token, attempts, takeover}
+return {1, attempts, takeover}
 """
 
 # ARGV: token, state ('completed' | 'failed'), field ('result' | 'error'), JSON, ttl ms.

@@ -34,6 +34,7 @@ from intentq.dedup.base import (
     State,
     store_key,
 )
+from intentq.dedup.redis_conn import DirectConnections
 from intentq.dedup.redis_scripts import SCRIPTS, Script
 from intentq.errors import DedupError, LeaseLost, StoreUnavailable
 
@@ -82,6 +83,7 @@ class RedisDedupStore(DedupStore):
         self.client = client
         self.prefix = prefix
         self._owns_client = owns_client
+        self._direct = DirectConnections.for_client(client)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "intentq", **options: Any) -> RedisDedupStore:
@@ -115,24 +117,20 @@ class RedisDedupStore(DedupStore):
                 pipe.script_load(script.source)
             pipe.execute()
 
-    def _evalsha(self, *args: Any) -> Any:
-        """One ``EVALSHA`` on a pooled connection, without redis-py's per-command layers.
+    def _evalsha_batch(self, calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """``EVALSHA`` calls in one round trip; an error reply is returned in its place."""
+        if self._direct is not None:
+            return self._direct.batch([("EVALSHA", *call) for call in calls])
+        with self.client.pipeline(transaction=False) as pipe:
+            for call in calls:
+                pipe.evalsha(*call)
+            return list(pipe.execute(raise_on_error=False))
 
-        ``Redis.execute_command`` wraps every command in retry, metrics and event plumbing
-        that costs about as much client CPU as the round trip itself; with retries off (see
-        ``from_url``) a store call needs none of it. The connection methods used here are
-        the ones redis-py's own pipelines use; they disconnect on a socket error themselves.
-        A client pinned to one connection, or of another kind, takes the ordinary path.
-        """
-        pool = getattr(self.client, "connection_pool", None)
-        if pool is None or getattr(self.client, "connection", None) is not None:
-            return self.client.evalsha(*args)
-        conn = pool.get_connection()
-        try:
-            conn.send_command("EVALSHA", *args)
-            return conn.read_response()
-        finally:
-            pool.release(conn)
+    def _evalsha(self, *args: Any) -> Any:
+        """One ``EVALSHA``; an error reply is raised."""
+        if self._direct is not None:
+            return self._direct.call("EVALSHA", *args)
+        return self.client.evalsha(*args)
 
     def _eval(self, script: Script, key: str, *args: Any) -> Any:
         # The hot path: plain try/except, no context manager.
@@ -158,18 +156,19 @@ class RedisDedupStore(DedupStore):
         if not fields:
             return None
         state = State(_text(fields["state"]))
+        live = state is State.IN_PROGRESS  # a final record's token and lease are leftovers
         return Record(
             tool=tool,
             key=key,
             state=state,
             fingerprint=_text(fields["fp"]),
-            token=_text(fields["token"]),
-            lease_until=int(fields["lease"]) / 1000,
+            token=_text(fields["token"]) if live else "",
+            lease_until=int(fields["lease"]) / 1000 if live else 0.0,
             attempts=int(fields["attempts"]),
             result=codec.load(fields.get("result")),
             error=codec.load_error(fields["error"]) if "error" in fields else None,
             created_at=int(fields["created"]) / 1000,
-            updated_at=int(fields["updated"]) / 1000,
+            updated_at=int(fields.get("updated", fields["created"])) / 1000,
             expires_at=int(fields["expires"]) / 1000,
         )
 
@@ -207,10 +206,10 @@ class RedisDedupStore(DedupStore):
         replies: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))
         for round_ in range(2):
-            with self._translated(), self.client.pipeline(transaction=False) as pipe:
-                for i in pending:
-                    pipe.evalsha(script.sha, 1, calls[i][0], *calls[i][1])
-                answers = pipe.execute(raise_on_error=False)
+            with self._translated():
+                answers = self._evalsha_batch(
+                    [(script.sha, 1, calls[i][0], *calls[i][1]) for i in pending]
+                )
             for i, answer in zip(pending, answers, strict=True):
                 replies[i] = answer
             pending = [i for i in pending if isinstance(replies[i], rx.NoScriptError)]
@@ -264,6 +263,8 @@ class RedisDedupStore(DedupStore):
         self.load_scripts()
 
     def close(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
         if self._owns_client:
             self.client.close()
 

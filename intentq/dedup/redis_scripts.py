@@ -1,11 +1,14 @@
 """The Lua scripts behind the Redis store: each call is one atomic script on one key.
 
+Every field written costs server time, so a script writes only what changed or what a
+reader cannot infer: a new record has no ``updated`` (it is ``created``), and a finished one
+keeps its last ``token`` and ``lease``, which readers ignore once the state is final.
 Times are the server's (``TIME``) in integer milliseconds: doubles hold them exactly and
 ``redis.call`` writes integral numbers without an exponent. Every script touches
-only ``KEYS[1]``, so they run unchanged on Redis Cluster. A claim answers an array whose
-first element says what it is; the owner-only scripts answer a number on success (a plain
-integer parses faster than an array) and ``{0, record}`` when the caller's token does not
-own the record.
+only ``KEYS[1]``, so they run unchanged on Redis Cluster. A claim of a new key answers 1,
+any other claim an array whose first element says what it is; the owner-only scripts answer
+a number on success (a plain integer parses faster than an array) and ``{0, record}`` when
+the caller's token does not own the record.
 """
 
 from __future__ import annotations
@@ -38,8 +41,7 @@ local r = redis.call('HMGET', k, 'state', 'fp', 'token', 'lease', 'attempts', 'r
 if not r[1] then
   local expires = now + math.max(ttl, lease)
   redis.call('HSET', k, 'state', 'in_progress', 'fp', fp, 'token', token,
-             'lease', now + lease, 'attempts', 1, 'created', now, 'updated', now,
-             'expires', expires)
+             'lease', now + lease, 'attempts', 1, 'created', now, 'expires', expires)
   redis.call('PEXPIREAT', k, expires)
   return 1
 end
@@ -59,10 +61,10 @@ return {1, attempts, takeover}
 """
 
 # ARGV: token, state ('completed' | 'failed'), field ('result' | 'error'), JSON, ttl ms.
+# The token and lease are left as they were: they mean nothing once the state is final.
 FINISH = """
 local expires = now + tonumber(ARGV[5])
-redis.call('HSET', k, 'state', ARGV[2], ARGV[3], ARGV[4], 'token', '', 'lease', '0',
-           'updated', now, 'expires', expires)
+redis.call('HSET', k, 'state', ARGV[2], ARGV[3], ARGV[4], 'updated', now, 'expires', expires)
 redis.call('PEXPIREAT', k, expires)
 return 1
 """

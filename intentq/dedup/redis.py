@@ -195,6 +195,8 @@ class RedisDedupStore(DedupStore):
 
     def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
         """The whole batch pipelined: one round trip (two after a server lost its scripts)."""
+        if not requests:
+            return []
         script = SCRIPTS["claim"]
         calls = [
             (

@@ -2,8 +2,8 @@
 
 One row per record under a primary key, claimed by ``INSERT .. ON CONFLICT DO NOTHING`` and a
 fenced conditional UPDATE; every time is the database's clock. On PostgreSQL each call is one
-autocommit statement (a claim is one statement with CTEs); on SQLite each call is one short
-``BEGIN IMMEDIATE`` transaction, safe across processes sharing the file.
+autocommit statement (a claim that takes over an abandoned or expired record, two); on SQLite
+each call is one short ``BEGIN IMMEDIATE`` transaction, safe across processes sharing the file.
 """
 
 from __future__ import annotations
@@ -32,14 +32,7 @@ from intentq.dedup.base import (
 )
 from intentq.dedup.sql_engine import SQLITE_BEGIN, make_engine, prepare_sqlite, translated
 from intentq.dedup.sql_schema import DEFAULT_TABLE, dedup_table
-from intentq.dedup.sql_statements import (
-    GC_BATCH,
-    Statements,
-    acquired,
-    claim_params,
-    pick,
-    settle,
-)
+from intentq.dedup.sql_statements import GC_BATCH, Statements, acquired, claim_params, settle
 from intentq.errors import ConfigError, LeaseLost
 
 if TYPE_CHECKING:
@@ -58,7 +51,9 @@ class SqlDedupStore(DedupStore):
 
     ``autocommit_engine`` (PostgreSQL, optional) is an engine on the same database in
     ``AUTOCOMMIT`` mode for the store's own statements; without it they borrow ``engine``'s
-    connections and switch them to autocommit for the call.
+    connections and switch them to autocommit for the call. From a pool of its own, the
+    store keeps a few connections checked out between calls (see ``sql_driver``) and
+    returns them on ``close()``.
     """
 
     def __init__(
@@ -226,13 +221,16 @@ class SqlDedupStore(DedupStore):
         return Busy(MIN_RETRY_AFTER)
 
     def _claim_pg(self, conn: Connection, params: dict[str, Any]) -> Claim | None:
-        assert self.statements.claim_once is not None
-        rows = conn.execute(self.statements.claim_once, params).mappings().all()
-        for source in ("ins", "upd"):
-            row = pick(rows, source)
-            if row is not None:
-                return acquired(row, params["taken"])
-        return settle(pick(rows, "cur"), params["fp"])
+        assert self.statements.claim_first is not None
+        row = conn.execute(self.statements.claim_first, params).mappings().first()
+        if row is not None and row["src"] == "ins":
+            return acquired(row, params["taken"])
+        outcome = settle(row, params["fp"])
+        if outcome is None and row is not None:
+            # Expired, or its lease ran out: take it over, unless another claim was first.
+            took = conn.execute(self.statements.claim_takeover, params).mappings().first()
+            return None if took is None else acquired(took, params["taken"])
+        return outcome
 
     def _claim_sqlite(self, conn: Connection, params: dict[str, Any]) -> Claim | None:
         for stmt in (self.statements.claim_insert, self.statements.claim_takeover):
@@ -346,6 +344,8 @@ class SqlDedupStore(DedupStore):
         return fenced_transaction(self, tool, key, token, ttl)
 
     def close(self) -> None:
+        if self._driver is not None:
+            self._driver.close()
         if self._owns_engine:
             self.engine.dispose()
             if self._own_auto is not None:

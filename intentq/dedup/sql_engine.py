@@ -107,21 +107,34 @@ def _missing_table(exc: sa_exc.DBAPIError) -> bool:
     return getattr(exc.orig, "sqlstate", None) == "42P01" or "no such table" in str(exc.orig)
 
 
-@contextmanager
-def translated(what: str) -> Iterator[None]:
-    """An unreachable database -> ``StoreUnavailable``; other driver errors -> ``DedupError``."""
-    try:
-        yield
-    except sa_exc.DBAPIError as exc:
+def translate(what: str, exc: BaseException) -> Exception | None:
+    """The store's error for a driver error (``None`` if ``exc`` is not one).
+
+    An unreachable database -> ``StoreUnavailable``; a missing table or any other driver
+    error -> ``DedupError``.
+    """
+    if isinstance(exc, sa_exc.DBAPIError):
         if _missing_table(exc):
-            raise DedupError(
+            return DedupError(
                 f"{what}: the dedup table does not exist; create it with "
                 "store.create_schema() or `intentq init`"
-            ) from exc
+            )
         if exc.connection_invalidated or isinstance(
             exc, sa_exc.OperationalError | sa_exc.InterfaceError
         ):
-            raise StoreUnavailable(f"{what}: SQL store unavailable: {exc.orig}") from exc
-        raise DedupError(f"{what}: SQL store error: {exc.orig}") from exc
-    except (sa_exc.TimeoutError, sa_exc.DisconnectionError) as exc:
-        raise StoreUnavailable(f"{what}: SQL store unavailable: {exc}") from exc
+            return StoreUnavailable(f"{what}: SQL store unavailable: {exc.orig}")
+        return DedupError(f"{what}: SQL store error: {exc.orig}")
+    if isinstance(exc, sa_exc.TimeoutError | sa_exc.DisconnectionError):
+        return StoreUnavailable(f"{what}: SQL store unavailable: {exc}")
+    return None
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Driver errors raised in the block, as ``translate`` names them."""
+    try:
+        yield
+    except (sa_exc.DBAPIError, sa_exc.TimeoutError, sa_exc.DisconnectionError) as exc:
+        error = translate(what, exc)
+        assert error is not None
+        raise error from exc

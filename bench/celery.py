@@ -5,15 +5,19 @@ fills the queue with N messages while the worker is not consuming it, then has t
 consume the queue (``add_consumer``) and times it until the queue is empty and nothing is
 left unacknowledged. Rounds alternate between a plain Celery task and an intentq no-op tool
 (a new key each: a claim and a completion in the Redis store per task), so load on the
-machine hits both alike. Both run on the same app (JSON, late acks), first with intentq's
-prefetch multiplier (1), then with Celery's (4).
+machine hits both alike. Both run on the same app (JSON, late acks) and the same worker
+settings, first with intentq's prefetch multiplier (1), then with Celery's (4); ``--prefetch``
+picks others.
 
 Wall-clock rates swing with whatever else the machine runs; the CPU the worker's processes
-spend per task (from /proc, Linux) does much less, so it is reported next to them.
+spend per task (from /proc, Linux) does much less, so it is reported next to them. Besides
+the ratio of the medians, the median of the per-round ratios (each intentq round against the
+plain round just before it) is reported: load that drifts over a run moves both sides of a
+pair alike.
 
 Prints the medians and their ratios; writes bench/results/celery.json.
 
-    .venv/bin/python -m bench.celery [--n 2000] [--rounds 5] [--concurrency 2]
+    .venv/bin/python -m bench.celery [--n 2000] [--rounds 5] [--concurrency 2] [--prefetch 1 4]
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ BROKER_DB, STORE_DB = 14, 15
 PLAIN = "bench.plain_noop"
 IDLE_QUEUE = "bench-idle"
 # intentq's default (1: a long tool holds back no other message), then Celery's own (4).
-PREFETCH = (1, 4)
+PREFETCH = [1, 4]
 
 registry = Registry()
 
@@ -216,6 +220,8 @@ def measure(args: argparse.Namespace, prefetch: int, tmp: Path) -> dict[str, Any
         }
         out[f"{label}_all_rounds_tasks_per_s"] = [round(r, 1) for r in rates]
     out["ratio"] = round(out["idempotent_tasks_per_s"] / out["plain_tasks_per_s"], 3)
+    pairs = [i[0] / p[0] for p, i in zip(rounds["plain"], rounds["intentq"], strict=True)]
+    out["paired_ratio"] = round(statistics.median(pairs), 3)
     cpu = {k: sum(out[f"{k}_cpu_ms_per_task"].values()) for k in ("plain", "idempotent")}
     out["cpu_ratio"] = round(cpu["plain"] / cpu["idempotent"], 3)
     return out
@@ -226,6 +232,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="messages per round")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of each kind")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    parser.add_argument(
+        "--prefetch",
+        type=int,
+        nargs="+",
+        default=PREFETCH,
+        help="worker prefetch multipliers to run, each for both kinds of task",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -239,14 +252,15 @@ def main() -> None:
         dlq = open_dlq(settings_for("bench", Path(tmp)).dlq_url)
         dlq.create_schema()
         dlq.close()
-        for prefetch in PREFETCH:
+        for prefetch in args.prefetch:
             runs[f"prefetch_{prefetch}"] = measure(args, prefetch, Path(tmp))
     print()
     for run in runs.values():
         plain, idem = run["plain_tasks_per_s"], run["idempotent_tasks_per_s"]
         print(
             f"prefetch {run['worker_prefetch_multiplier']}: plain Celery task {plain:.0f}/s, "
-            f"IdempotentTask {idem:.0f}/s, ratio {run['ratio']:.2f}x; "
+            f"IdempotentTask {idem:.0f}/s, ratio {run['ratio']:.2f}x "
+            f"(per-round {run['paired_ratio']:.2f}x); "
             f"worker CPU per task ratio {run['cpu_ratio']:.2f}x"
         )
     result = {

@@ -66,6 +66,11 @@ class Runtime:
 
     def executor(self) -> Executor:
         """This process's executor, opening the store on first use."""
+        # Asked on every task call: once this process has its executor, no lock is needed
+        # (a forked child still sees its parent's pid here, so it takes the slow path).
+        executor = self._executor
+        if executor is not None and self._pid == os.getpid():
+            return executor
         with self._lock:
             self._for_this_process()
             if self._executor is None:

@@ -114,9 +114,10 @@ class IdempotentTask(Task):  # type: ignore[misc]
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         runtime = runtime_of(self.app)
         request = self.request
-        pending = kwargs.pop(LETTER_KWARG, None)
-        if isinstance(pending, dict):
-            return self._dead_letter(runtime, letter_from_json(pending), args, kwargs)
+        if kwargs:  # an envelope comes with none
+            pending = kwargs.pop(LETTER_KWARG, None)
+            if isinstance(pending, dict):
+                return self._dead_letter(runtime, letter_from_json(pending), args, kwargs)
         delivery = delivery_of(request, runtime.settings.celery_queue)
         try:
             executor = runtime.executor()

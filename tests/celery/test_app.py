@@ -6,6 +6,7 @@ Messages go through kombu's in-memory transport and are read back as a worker wo
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -98,6 +99,21 @@ def test_the_app_is_not_made_celerys_current_app(app: Any) -> None:
 def test_nothing_is_opened_before_a_task_runs(app: Any) -> None:
     runtime = runtime_of(app)
     assert (runtime._executor, runtime._dlq) == (None, None)
+
+
+def test_each_process_opens_one_executor_and_never_uses_its_parents(app: Any) -> None:
+    runtime = runtime_of(app)
+    first = runtime.executor()
+    assert runtime.executor() is first
+    pid = os.fork()
+    if pid == 0:  # the child: an executor of its own, kept from then on
+        mine = runtime.executor()
+        os._exit(0 if mine is not first and runtime.executor() is mine else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert runtime.executor() is first
+    runtime.close()
+    assert runtime.executor() is not first
 
 
 def test_visibility_timeout_outlasts_the_longest_lease_and_retry_delay() -> None:

@@ -38,7 +38,7 @@ from intentq.errors import ConfigError, LeaseLost
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-    from intentq.dedup.sql_driver import Driver
+    from intentq.dedup.sql_driver import Driver, SqliteDriver
     from intentq.dedup.sql_transaction import SqlCompletion
 
 # A claim re-runs when a concurrent claim wrote between its read and its write; past this
@@ -85,12 +85,18 @@ class SqlDedupStore(DedupStore):
             self._auto = self._reader = autocommit_engine or engine.execution_options(
                 isolation_level="AUTOCOMMIT"
             )
-        # psycopg 3 runs the hot path without SQLAlchemy's per-call execution machinery.
-        self._driver: Driver | None = None
+        # psycopg 3 and sqlite3 run the hot path without SQLAlchemy's per-call execution
+        # machinery (it costs more than the statements).
+        self._driver: Driver | SqliteDriver | None = None
         if self._pg and engine.dialect.driver == "psycopg":
             from intentq.dedup.sql_driver import Driver
 
             self._driver = Driver(self)
+        elif not self._pg and engine.dialect.driver == "pysqlite":
+            from intentq.dedup.sql_driver import SqliteDriver
+
+            # Only from an engine of its own: an injected one's pool is the caller's to size.
+            self._driver = SqliteDriver(self, keep=owns_engine)
 
     @classmethod
     def from_url(
@@ -187,7 +193,7 @@ class SqlDedupStore(DedupStore):
         """PostgreSQL: one pipelined round trip. SQLite: one transaction for the batch."""
         if not requests:
             return []
-        if self._driver is not None and self._driver.pipelines:
+        if self._driver is not None and self._driver.batches:
             answers = self._driver.claim_many(requests)
             # An entry that lost a race to a concurrent claim asks again, alone.
             return [
@@ -345,7 +351,7 @@ class SqlDedupStore(DedupStore):
 
     def close(self) -> None:
         if self._driver is not None:
-            self._driver.close()
+            self._driver.close()  # the connections it keeps, before the pools go
         if self._owns_engine:
             self.engine.dispose()
             if self._own_auto is not None:

@@ -1,14 +1,19 @@
-"""Engines for the SQL store: SQLite set up for many processes, and driver errors translated."""
+"""Engines for the SQL store: SQLite set up for many processes, connections kept for the
+store's calls, and driver errors translated."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.pool import QueuePool
+
+if TYPE_CHECKING:
+    from sqlalchemy.pool import Pool, PoolProxiedConnection
 
 from intentq.config.redact import redacted
 from intentq.errors import DedupError, StoreUnavailable
@@ -138,3 +143,177 @@ def translated(what: str) -> Iterator[None]:
         error = translate(what, exc)
         assert error is not None
         raise error from exc
+
+
+class Held:
+    """A pooled connection checked out for the store's calls, with a cursor they reuse."""
+
+    __slots__ = ("connection", "cursor", "dispatch", "fairy", "record", "renew_at")
+
+    def __init__(self, fairy: PoolProxiedConnection, renew_at: float) -> None:
+        assert fairy.dbapi_connection is not None
+        self.fairy = fairy
+        self.connection: Any = fairy.dbapi_connection
+        self.cursor: Any = self.connection.cursor()
+        self.renew_at = renew_at  # monotonic time to hand it back for recycling
+        # The events of the pool it came from, and its entry there, as listeners receive it.
+        self.dispatch: Any = getattr(fairy, "_pool").dispatch  # noqa: B009
+        self.record: Any = getattr(fairy, "_connection_record")  # noqa: B009
+
+
+class Keeper:
+    """Connections for the store's own calls, kept checked out between calls.
+
+    A pool checkout and checkin cost a busy worker about as much as a statement's own client
+    side, so up to ``pool_size`` connections stay out of the pool and go from call to call
+    (``keep=False``: every call checks out and returns). Reusing a kept connection fires the
+    pool's checkout event (keeping it, checkin), so pool listeners still see every call: the
+    ping of a connection that sat idle (``ping_when_idle``), tracing.
+
+    The pool always keeps one connection to hand out, and a call returns its connection to
+    the pool rather than keep it while the pool has none left: a caller may be waiting there.
+    ``autocommit``: switch a psycopg connection taken from a pool shared with transactions to
+    autocommit, and back before it returns.
+    """
+
+    def __init__(
+        self, engine: Engine, error: type[Exception], *, keep: bool, autocommit: bool = False
+    ) -> None:
+        pool = engine.pool
+        self._engine = engine
+        self._error = error
+        self._autocommit = autocommit
+        self._keep = _keepable(pool) if keep else 0
+        self._capacity = _capacity(pool)
+        # pool_recycle: a kept connection goes back to the pool that often, to be recycled.
+        recycle = float(getattr(pool, "_recycle", -1))
+        self._lifetime = recycle if recycle >= 0 else None
+        self._kept: list[Held] = []
+        self._closed = False
+
+    @property
+    def kept(self) -> list[Any]:
+        """The driver connections kept right now."""
+        return [held.connection for held in self._kept]
+
+    def take(self, what: str) -> Held:
+        """A connection for one call: a kept one if any is free, else one from the pool."""
+        kept = self._kept
+        while True:
+            try:
+                held = kept.pop()
+            except IndexError:
+                return self._checkout(what)
+            if self._lifetime is not None and time.monotonic() >= held.renew_at:
+                self._return(held)  # the pool recycles it
+                continue
+            if held.dispatch.checkout:
+                try:
+                    held.dispatch.checkout(held.connection, held.record, held.fairy)
+                except sa_exc.DisconnectionError as exc:
+                    held.fairy.invalidate(exc)  # stale: try the next one, as the pool does
+                    continue
+            return held
+
+    def _checkout(self, what: str) -> Held:
+        try:
+            fairy = self._engine.raw_connection()
+        except (self._error, sa_exc.SQLAlchemyError) as exc:
+            raise_translated(what, exc, self._error)
+        renew_at = time.monotonic() + self._lifetime if self._lifetime is not None else 0.0
+        held = Held(fairy, renew_at)
+        if self._autocommit:
+            held.connection.autocommit = True
+        return held
+
+    def give(self, held: Held) -> None:
+        """Keep the connection for the next call, or return it to the pool."""
+        if len(self._kept) < self._keep and not self._closed and self._spare():
+            if held.dispatch.checkin:
+                held.dispatch.checkin(held.connection, held.record)
+            self._kept.append(held)
+        else:
+            self._return(held)
+
+    def _return(self, held: Held) -> None:
+        if self._autocommit and not held.connection.closed:
+            held.connection.autocommit = False
+        held.fairy.close()
+
+    def _spare(self) -> bool:
+        """Whether the pool could still hand out a connection, this one kept."""
+        if self._capacity is None:
+            return True
+        pool = self._engine.pool
+        return isinstance(pool, QueuePool) and pool.checkedout() < self._capacity
+
+    def lost(self, held: Held, what: str, exc: BaseException) -> NoReturn:
+        """A call failed on ``held``: drop the connection if it broke, then raise."""
+        if not isinstance(exc, self._error):
+            # Interrupted mid-protocol (KeyboardInterrupt, a bug): its state is unknown.
+            held.fairy.invalidate(exc)
+            raise exc
+        connection = held.connection
+        broken = bool(getattr(connection, "broken", False) or getattr(connection, "closed", 0))
+        if broken:
+            held.fairy.invalidate(exc)  # the pool must not hand this connection out again
+            # A server restart broke the kept ones too, as a pool invalidates all its own.
+            while self._kept:
+                try:
+                    self._kept.pop().fairy.invalidate(exc)
+                except IndexError:
+                    break
+        else:
+            try:
+                connection.rollback()  # whatever the error left open (SQLite's BEGIN)
+            except self._error:
+                held.fairy.invalidate(exc)
+            else:
+                self.give(held)
+        raise_translated(what, exc, self._error, invalidated=broken)
+
+    def close(self) -> None:
+        """Return the kept connections to the pool; later calls return theirs at once."""
+        self._closed = True
+        while self._kept:
+            try:
+                self._return(self._kept.pop())
+            except IndexError:
+                break
+
+
+def _keepable(pool: Pool) -> int:
+    """How many connections to keep: up to the pool's size, leaving it at least one.
+
+    None unless the pool queues; none either if it pings before every checkout
+    (``pool_pre_ping``): it asked for a ping per call, so every call checks out.
+    """
+    if not isinstance(pool, QueuePool) or getattr(pool, "_pre_ping", False):
+        return 0
+    capacity = _capacity(pool)
+    keep = pool.size()
+    return max(keep if capacity is None else min(keep, capacity - 1), 0)
+
+
+def _capacity(pool: Pool) -> int | None:
+    """How many connections a queue pool hands out at most (``None``: no bound)."""
+    if not isinstance(pool, QueuePool):
+        return None
+    overflow = int(getattr(pool, "_max_overflow", -1))
+    return None if overflow < 0 else pool.size() + overflow
+
+
+def raise_translated(
+    what: str, exc: BaseException, driver_error: type[Exception], invalidated: bool = False
+) -> NoReturn:
+    """The store's error for a driver or SQLAlchemy error, judged by ``translate``."""
+    if isinstance(exc, driver_error):
+        wrapped = sa_exc.DBAPIError.instance(
+            None, None, exc, driver_error, connection_invalidated=invalidated
+        )
+        wrapped.__cause__ = exc
+        exc = wrapped
+    error = translate(what, exc)
+    if error is None:
+        raise exc
+    raise error from exc

@@ -128,13 +128,50 @@ def _wire(store: SqlDedupStore, path: Path) -> Iterator[list[str]]:
             requests.append(line)
 
 
-def test_a_sqlite_claim_of_a_new_key_is_one_statement(
-    make_backend: Callable[[str], Backend],
-) -> None:
+def test_sqlite_statements_per_call(make_backend: Callable[[str], Backend]) -> None:
+    """A new key and its completion are one statement each, without BEGIN or COMMIT."""
     store = _store(make_backend("sqlite"))
-    with _count_statements(store) as sent:
-        assert isinstance(store.claim(TOOL, "k", FP), Acquired)
-    assert [s.split()[0] for s in sent] == ["INSERT"]
+    store.claim(TOOL, "warm-up", FP)
+
+    def statements(call: Callable[[], Any]) -> list[str]:
+        with _sqlite_trace(store) as sent:
+            call()
+        return [s.split()[0] for s in sent]
+
+    token = ""
+
+    def claim_new() -> None:
+        nonlocal token
+        token = _token(store.claim(TOOL, "k", FP))
+
+    assert statements(claim_new) == ["INSERT"]
+    assert statements(lambda: store.complete(TOOL, "k", token, 1)) == ["UPDATE"]
+    # A key that exists: the insert, then the takeover and the read in one transaction.
+    assert statements(lambda: store.claim(TOOL, "k", FP)) == [
+        "INSERT", "BEGIN", "UPDATE", "SELECT", "COMMIT"
+    ]  # fmt: skip
+    batch = [ClaimRequest(TOOL, f"b{i}", FP) for i in range(3)]
+    assert statements(lambda: store.claim_many(batch)) == ["BEGIN", *["INSERT"] * 3, "COMMIT"]
+
+
+@contextmanager
+def _sqlite_trace(store: SqlDedupStore) -> Iterator[list[str]]:
+    """Every statement SQLite runs on the store's connections (sqlite3's trace callback)."""
+    sent: list[str] = []
+    traced: dict[int, Any] = {}
+
+    def checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if id(dbapi_connection) not in traced:
+            dbapi_connection.set_trace_callback(sent.append)
+            traced[id(dbapi_connection)] = dbapi_connection
+
+    event.listen(store.engine, "checkout", checkout)
+    try:
+        yield sent
+    finally:
+        event.remove(store.engine, "checkout", checkout)
+        for connection in traced.values():
+            connection.set_trace_callback(None)
 
 
 @contextmanager

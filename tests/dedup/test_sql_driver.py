@@ -51,7 +51,7 @@ def open_store(pg_url: str, table: str) -> Iterator[Callable[..., SqlDedupStore]
 def _kept_backends(store: SqlDedupStore) -> set[int]:
     """The server processes behind the connections the store keeps between calls."""
     assert store._driver is not None
-    return {held.connection.info.backend_pid for held in store._driver._kept}
+    return {connection.info.backend_pid for connection in store._driver.keeper.kept}
 
 
 def _terminate(pg_url: str, pids: set[int]) -> None:
@@ -200,3 +200,18 @@ def _acquired(claim: object) -> Acquired | None:
         return None
     assert isinstance(claim, Acquired), claim
     return claim
+
+
+def test_sqlite_calls_reuse_a_kept_connection_and_close_returns_it(
+    make_backend: Callable[[str], Backend],
+) -> None:
+    store = make_backend("sqlite").store
+    assert isinstance(store, SqlDedupStore)
+    pool = store.engine.pool
+    for i in range(5):
+        store.complete(TOOL, f"k{i}", _claim(store, f"k{i}").token, i)
+    assert store.claim_many([ClaimRequest(TOOL, "k0", FP)]) == [Cached(0)]
+
+    assert pool.checkedout() == 1
+    store.close()
+    assert pool.checkedout() == 0

@@ -24,8 +24,8 @@ from intentq.errors import ConfigError
 DEFAULT_TABLE = "intentq_dedup"
 # Leaves room for the index name suffix within PostgreSQL's 63-character identifiers.
 TABLE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}\Z")
-# 2440587.5 is julianday() of 1970-01-01T00:00:00Z. 'now' is fixed for one statement and
-# has millisecond resolution.
+# 2440587.5 is julianday() of 1970-01-01T00:00:00Z. 'now' is fixed for one statement (one
+# sqlite3_step) and has millisecond resolution.
 SQLITE_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 
 
@@ -55,11 +55,17 @@ def dedup_table(name: str = DEFAULT_TABLE, metadata: MetaData | None = None) -> 
 
 
 def db_now(dialect: Dialect) -> ColumnElement[float]:
-    """The database's current time as float epoch seconds: never the worker's clock."""
+    """The database's current time as float epoch seconds: never the worker's clock.
+
+    Fixed for one statement, however often the statement reads it, and current for each
+    statement of a long transaction.
+    """
     if dialect.name == "postgresql":
-        # clock_timestamp(), not now(): inside a long transaction now() is its start.
+        # statement_timestamp(), not now(): inside a long transaction now() is its start.
+        # Not clock_timestamp() either: it moves within the statement, so each use would read
+        # the clock again and a statement would need a one-row subquery to agree with itself.
         # date_part() is a double already (EXTRACT's numeric costs more).
-        return func.date_part(literal_column("'epoch'"), func.clock_timestamp(), type_=Double)
+        return func.date_part(literal_column("'epoch'"), func.statement_timestamp(), type_=Double)
     if dialect.name == "sqlite":
         if getattr(dialect.dbapi, "sqlite_version_info", (0,)) >= (3, 42, 0):
             return literal_column("unixepoch('subsec')", Double)

@@ -1,7 +1,7 @@
 """The SQL store's statements, built once per table and dialect and run with parameters.
 
-Every statement reads the database clock once, through a one-row ``n`` subquery (a CTE in
-PostgreSQL's claim), so all its comparisons and writes agree on ``now``.
+Every statement reads the database clock as of its own start (``db_now``: fixed for the
+statement on both databases), so all its comparisons and writes agree on ``now``.
 """
 
 from __future__ import annotations
@@ -28,12 +28,11 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    true,
     union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql.expression import CompoundSelect, FromClause
+from sqlalchemy.sql.expression import CompoundSelect
 
 from intentq.dedup import codec
 from intentq.dedup.base import MIN_RETRY_AFTER, Acquired, Busy, Cached, Claim, Dead, Mismatch
@@ -82,15 +81,14 @@ class Statements:
         t = self.table = table
         self.gc_batch = gc_batch
         self.dialect = dialect.name
-        self.now = db_now(dialect)
-        n = select(self.now.label("t")).subquery("n")
+        now = self.now = db_now(dialect)
         sk = t.c.store_key == _p("sk", String)
         owned = and_(
             sk,
             t.c.state == IN_PROGRESS,
             t.c.token == _p("owner", String),
             t.c.token != EMPTY,  # a released record has no owner, whatever token is passed
-            t.c.expires_at > n.c.t,
+            t.c.expires_at > now,
         )
         self.finish: Update = (
             t.update()
@@ -101,20 +99,20 @@ class Statements:
                 error=_p("new_error", Text),
                 token=EMPTY,
                 lease_until=ZERO,
-                updated_at=n.c.t,
-                expires_at=n.c.t + _p("ttl", Double),
+                updated_at=now,
+                expires_at=now + _p("ttl", Double),
             )
         )
         self.release: Update = (
-            t.update().where(owned).values(token=EMPTY, lease_until=ZERO, updated_at=n.c.t)
+            t.update().where(owned).values(token=EMPTY, lease_until=ZERO, updated_at=now)
         )
-        until = n.c.t + _p("lease", Double)
+        until = now + _p("lease", Double)
         self.extend: Update = (
             t.update()
             .where(owned)
             .values(
                 lease_until=until,
-                updated_at=n.c.t,
+                updated_at=now,
                 expires_at=case((t.c.expires_at < until, until), else_=t.c.expires_at),
             )
             .returning(t.c.lease_until)
@@ -125,13 +123,13 @@ class Statements:
         self.reset: Delete = t.delete().where(
             sk, t.c.state == _const(S.FAILED.value), t.c.expires_at > self.now
         )
-        # The clock as a one-row subquery: a bare volatile call in the WHERE would rule out
-        # the expires_at index and scan the whole table.
+        # The clock as a one-row subquery, read once: the expires_at index bounds the scan
+        # whatever a database makes of a clock call in the WHERE.
         now_once = select(self.now).scalar_subquery()
         expired = select(t.c.store_key).where(t.c.expires_at <= now_once).limit(gc_batch)
         self.gc: Delete = delete(t).where(t.c.store_key.in_(expired.scalar_subquery()))
         # A takeover returns what ``acquired`` reads.
-        self.claim_takeover: Update = self._takeover(n).returning(t.c.token, t.c.attempts)
+        self.claim_takeover: Update = self._takeover().returning(t.c.token, t.c.attempts)
         if self.dialect == "postgresql":
             self.claim_first: CompoundSelect[Any] | None = self._pg_claim()
         else:
@@ -160,7 +158,7 @@ class Statements:
             "expires_at": now + _p("life", Double),
         }
 
-    def _takeover(self, n: FromClause) -> Update:
+    def _takeover(self) -> Update:
         """Renew an expired record, or take over an in-progress one whose lease ran out.
 
         The WHERE holds on the row as it is when the UPDATE locks it, so of two racers that
@@ -168,7 +166,7 @@ class Statements:
         Of the two tokens passed, ``taken`` marks a takeover from a previous owner (the
         UPDATE cannot return the old token) and ``fresh`` a record nobody owned.
         """
-        t, now = self.table, n.c.t
+        t, now = self.table, self.now
         expired = t.c.expires_at <= now
         until = now + _p("lease", Double)
         return (
@@ -214,24 +212,18 @@ class Statements:
         UPDATE in this statement would cost every new key (the common case) a third of the
         claim's server time, for a row it never finds.
         """
-        t = self.table
+        t, now = self.table, self.now
         claimed = [t.c[name] for name in CLAIM_COLUMNS]
-        n = select(self.now.label("t")).cte("n")
-        new = self._new_row(n.c.t)
         ins = (
             postgresql.insert(t)
-            .from_select(list(new), select(*new.values()))
+            .values(self._new_row(now))
             .on_conflict_do_nothing(index_elements=[t.c.store_key])
             .returning(*claimed)
             .cte("ins")
         )
-        inserted = select(_const("ins").label("src"), *ins.c, n.c.t.label("now")).select_from(
-            ins.join(n, true())
-        )
-        current = (
-            select(_const("cur").label("src"), *claimed, n.c.t.label("now"))
-            .select_from(t.join(n, true()))
-            .where(t.c.store_key == _p("sk", String))
+        inserted = select(_const("ins").label("src"), *ins.c, now.label("now"))
+        current = select(_const("cur").label("src"), *claimed, now.label("now")).where(
+            t.c.store_key == _p("sk", String)
         )
         return union_all(inserted, current)
 

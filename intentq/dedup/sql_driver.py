@@ -12,10 +12,11 @@ ends at the batch's Sync. Entries run in key order, so workers claiming overlapp
 lock rows in the same order and cannot deadlock; a later entry sees what an earlier one wrote
 (the same key twice: Busy).
 
-SQLite (``SqliteDriver``, the stdlib ``sqlite3``) runs in autocommit too: a call of one
-statement needs no BEGIN, as a writing statement takes the write lock when it starts (waiting
-out ``busy_timeout``), exactly like ``BEGIN IMMEDIATE``. Only a claim of a key that exists
-goes on in a ``BEGIN IMMEDIATE`` transaction, and a batch runs in one.
+SQLite (``SqliteDriver``, the stdlib ``sqlite3``) runs in autocommit too: a statement needs
+no BEGIN, as a writing statement takes the write lock when it starts (waiting out
+``busy_timeout``), exactly like ``BEGIN IMMEDIATE``. A claim is the same sequence as on
+PostgreSQL in separate statements: insert, else read, and take over only if the record
+allows. A batch runs in one ``BEGIN IMMEDIATE`` transaction, one commit for all its inserts.
 """
 
 from __future__ import annotations
@@ -186,17 +187,10 @@ class SqliteDriver:
         return rows
 
     def claim(self, params: dict[str, Any]) -> Claim | None:
-        """Insert; else take over or read, in one transaction. ``None``: ask again.
-
-        A new key is one statement in autocommit.
-        """
+        """One claim, each statement in autocommit. ``None``: ask again."""
         held = self.keeper.take("claim")
         try:
-            outcome: Claim | None = self._new(held.cursor, params)
-            if outcome is None:
-                held.cursor.execute("BEGIN IMMEDIATE")
-                outcome = self._existing(held.cursor, params)
-                held.connection.commit()
+            outcome = self._claim(held.cursor, params)
         except BaseException as exc:
             self.keeper.lost(held, "claim", exc)
         self.keeper.give(held)
@@ -208,30 +202,33 @@ class SqliteDriver:
         held = self.keeper.take("claim_many")
         try:
             cursor = held.cursor
-            cursor.execute("BEGIN IMMEDIATE")
-            answers = [self._new(cursor, p) or self._existing(cursor, p) for p in batch]
+            cursor.execute("BEGIN IMMEDIATE")  # one commit (one fsync) for the batch
+            answers = [self._claim(cursor, params) for params in batch]
             held.connection.commit()
         except BaseException as exc:
             self.keeper.lost(held, "claim_many", exc)
         self.keeper.give(held)
         return answers
 
-    def _new(self, cursor: Any, params: Mapping[str, Any]) -> Acquired | None:
-        """Insert the record; ``None`` if the key exists."""
+    def _claim(self, cursor: Any, params: Mapping[str, Any]) -> Claim | None:
+        """Insert; else read the record, and take it over if it allows.
+
+        As on PostgreSQL, the takeover's WHERE checks the record again: if another claim
+        changed it since the read, nothing matches and the claim runs again.
+        """
         cursor.execute(self.insert.text, self.insert.args(params))
         rows = cursor.fetchall()  # read to the end: the statement (and autocommit) ends
-        return Acquired(rows[0][0], int(rows[0][1])) if rows else None
-
-    def _existing(self, cursor: Any, params: Mapping[str, Any]) -> Claim | None:
-        """A key that exists, in the caller's write transaction: take it over, or read it."""
-        cursor.execute(self.takeover.text, self.takeover.args(params))
-        took = cursor.fetchall()
-        if took:
-            return _took(took[0], params)
+        if rows:
+            return Acquired(rows[0][0], int(rows[0][1]))
         cursor.execute(self.current.text, self.current.args(params))
         rows = cursor.fetchall()
         row = dict(zip(self.current_columns, rows[0], strict=True)) if rows else None
-        return settle(row, params["fp"])
+        outcome = settle(row, params["fp"])
+        if outcome is None and row is not None:
+            cursor.execute(self.takeover.text, self.takeover.args(params))
+            took = cursor.fetchall()
+            return _took(took[0], params) if took else None
+        return outcome
 
 
 class _Takeover:

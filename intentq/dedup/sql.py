@@ -1,9 +1,11 @@
 """The SQL store (SQLAlchemy 2 Core): PostgreSQL in production, SQLite embedded.
 
 One row per record under a primary key, claimed by ``INSERT .. ON CONFLICT DO NOTHING`` and a
-fenced conditional UPDATE; every time is the database's clock. On PostgreSQL each call is one
-autocommit statement (a claim that takes over an abandoned or expired record, two); on SQLite
-each call is one short ``BEGIN IMMEDIATE`` transaction, safe across processes sharing the file.
+fenced conditional UPDATE; every time is the database's clock. Each call is one autocommit
+statement (a claim that takes over an abandoned or expired record, two; on SQLite a claim of a
+key that exists reads it in a second one). An SQLite statement that writes takes the write
+lock as it starts, like ``BEGIN IMMEDIATE``, so processes sharing the file queue on it; a
+batch, a transactional completion and other calls through SQLAlchemy begin IMMEDIATE.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ For each backend (redis, postgresql, sqlite, memory):
   minimum the same database needs for it (Redis: two plain ``SET`` round trips; SQL: one
   ``INSERT .. ON CONFLICT DO NOTHING`` plus one ``UPDATE``, autocommit, on a table of the
   same shape). Raw and store take turns, one intent each, so load on the machine hits both.
+- Redis also against the same two SETs sent on connections kept outside redis-py's command
+  layer, as the store sends its scripts: what the scripts cost with the client layer equal;
 - duplicates: ``claim`` of a completed key (answers ``Cached``), per second;
 - batches: ``claim_many`` of 10 new keys, batches per second.
 
@@ -41,6 +43,7 @@ if __package__ in (None, ""):  # run as a script: make `intentq` importable from
 from intentq.dedup.base import Acquired, Cached, ClaimRequest, DedupStore
 from intentq.dedup.memory import MemoryDedupStore
 from intentq.dedup.redis import RedisDedupStore
+from intentq.dedup.redis_conn import DirectConnections
 from intentq.dedup.sql import SqlDedupStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -64,17 +67,32 @@ class CountingConnection(redis.Connection):
 
 
 class SqlCounter:
-    """Counts statements an SQLite engine executes (its round trips are in-process calls)."""
+    """Counts statements SQLite runs on the store's connections (its round trips are
+    in-process calls): sqlite3's trace callback, which sees the store's direct calls too."""
 
     def __init__(self, store: SqlDedupStore) -> None:
         from sqlalchemy import event
 
         self.total = 0
-        event.listen(store.engine, "before_cursor_execute", self._statement)
+        self._traced: dict[int, Any] = {}
+        self._engine = store.engine
+        event.listen(store.engine, "checkout", self._checkout)
 
-    def _statement(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if not statement.startswith(("BEGIN", "PRAGMA")):
+    def _checkout(self, dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if id(dbapi_connection) not in self._traced:
+            dbapi_connection.set_trace_callback(self._statement)
+            self._traced[id(dbapi_connection)] = dbapi_connection
+
+    def _statement(self, statement: str) -> None:
+        if not statement.startswith(("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA")):
             self.total += 1
+
+    def close(self) -> None:
+        from sqlalchemy import event
+
+        event.remove(self._engine, "checkout", self._checkout)
+        for connection in self._traced.values():
+            connection.set_trace_callback(None)
 
 
 class WireCounter:
@@ -134,6 +152,26 @@ class RawRedis:
         for i in range(0, len(keys), 1000):
             self.client.delete(*keys[i : i + 1000])
         self.client.close()
+
+
+class RawRedisDirect(RawRedis):
+    """The same two SETs, sent the way the store sends its scripts: on connections kept
+    outside redis-py's command layer. Shows how much of the ratio is that layer alone."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        direct = DirectConnections.for_client(self.client)
+        assert direct is not None
+        self.direct = direct
+
+    def intent(self, key: str) -> None:
+        name = f"{self.prefix}:{TOOL}:{key}"
+        self.direct.call("SET", name, "in_progress", "NX", "PX", int(LEASE * 1000))
+        self.direct.call("SET", name, RESULT_JSON, "PX", int(TTL * 1000))
+
+    def close(self) -> None:
+        self.direct.close()
+        super().close()
 
 
 class RawSql:
@@ -306,12 +344,18 @@ def run_redis(url: str, n: int, batches: int, repeat: int) -> dict[str, Any]:
     client = redis.Redis.from_url(url, connection_class=CountingConnection)
     store = RedisDedupStore(client, prefix=f"bench-{uuid.uuid4().hex[:8]}")
     raw = RawRedis(url)
+    direct = RawRedisDirect(url)
     try:
         store.create_schema()
-        return measure(
+        result = measure(
             "redis", store, raw, n, batches, lambda: lambda: CountingConnection.sent, repeat
         )
+        intent = store_intent(store)
+        runs = [alternate(direct.intent, intent, n) for _ in range(repeat)]
+        result["ratio_to_raw_direct"] = statistics.median(s / r for r, s in runs if r)
+        return result
     finally:
+        direct.close()
         keys = list(client.scan_iter(match=f"{store.prefix}:*", count=1000))
         for i in range(0, len(keys), 1000):
             client.delete(*keys[i : i + 1000])
@@ -326,15 +370,15 @@ def run_sql(kind: str, url: str, n: int, batches: int, tmp: Path, repeat: int) -
         raw = RawSql(kind, url.replace("postgresql+psycopg://", "postgresql://"), store)
     else:
         raw = RawSql(kind, url.removeprefix("sqlite:///"), store)
-    counters: list[WireCounter] = []
+    counters: list[WireCounter | SqlCounter] = []
 
     def start_counting() -> Callable[[], int]:
         if kind == "sqlite":
-            return lambda: sqlite_counter.total
-        counters.append(WireCounter(store, tmp / "libpq-trace.txt"))
+            counters.append(SqlCounter(store))
+        else:
+            counters.append(WireCounter(store, tmp / "libpq-trace.txt"))
         return lambda: counters[0].total
 
-    sqlite_counter = SqlCounter(store) if kind == "sqlite" else None
     try:
         return measure(kind, store, raw, n, batches, start_counting, repeat)
     finally:
@@ -443,6 +487,12 @@ def main(argv: list[str] | None = None) -> int:
         "RT: client round trips per new intent (claim + complete), per duplicate claim, "
         "per claim_many of 10 (PostgreSQL: requests on the wire; SQLite: statements)."
     )
+    for r in rows:
+        if r.get("ratio_to_raw_direct") is not None:
+            print(
+                f"{r['backend']}: store/raw is {r['ratio_to_raw_direct']:.2f} when the raw SETs "
+                "skip redis-py's command layer too, as the store's scripts do."
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -14,23 +14,31 @@ with the machine's load. Keep backlogs to a few thousand: ministack's receive sc
 whole queue. Writes bench/results/sqs.{json,md}.
 
     python bench/sqs.py [--n 3000] [--rounds 3] [--concurrency 8 20] [--stores redis postgres]
+
+``--profile FILE`` runs cProfile, timing each thread's CPU, in every thread of each worker
+drain (the receive loop, the pool, the settler, the heartbeat) and writes the merged figures
+to FILE (pstats format), with the SQS calls the worker made; cProfile's own cost inflates
+the CPU figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import logging
 import os
 import platform
+import pstats
 import statistics
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +114,52 @@ def measured(server: SqsServer, out: list[Drain]) -> Iterator[None]:
     )
 
 
+class ThreadProfiles:
+    """cProfile in every thread started while ``active``, merged afterwards."""
+
+    def __init__(self) -> None:
+        self.profiles: list[cProfile.Profile] = []
+        self.threads: list[threading.Thread] = []
+        self.calls: Counter[str] = Counter()
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        original = threading.Thread.run
+        profiles, threads = self.profiles, self.threads
+
+        def run(self: threading.Thread) -> None:
+            profile = cProfile.Profile(time.thread_time)  # CPU, not waiting
+            profiles.append(profile)
+            threads.append(self)
+            profile.enable()
+            try:
+                original(self)
+            finally:
+                profile.disable()
+
+        threading.Thread.run = run  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            threading.Thread.run = original  # type: ignore[method-assign]
+
+    def count_calls(self, client: Any) -> None:
+        def count(event_name: str, **kwargs: Any) -> None:
+            self.calls[event_name.rsplit(".", 1)[-1]] += 1
+
+        client.meta.events.register("before-call.sqs", count)
+
+    def dump(self, path: str, n: int) -> None:
+        for thread in self.threads:
+            thread.join(5)
+        stats = pstats.Stats(*self.profiles)
+        stats.dump_stats(path)
+        calls = ", ".join(f"{name} {count / n * 10:.2f}" for name, count in self.calls.items())
+        print(f"{n} messages; SQS calls per 10 messages: {calls}")
+        stats.sort_stats("cumulative").print_stats(40)
+        stats.sort_stats("tottime").print_stats(40)
+
+
 def drain_raw(server: SqsServer, client: Any, url: str, n: int) -> Drain:
     """A plain receive + delete_batch loop taking ``n`` messages."""
     out: list[Drain] = []
@@ -128,7 +182,14 @@ def drain_raw(server: SqsServer, client: Any, url: str, n: int) -> Drain:
     return out[0]
 
 
-def drain_worker(server: SqsServer, url: str, n: int, store_url: str, concurrency: int) -> Drain:
+def drain_worker(
+    server: SqsServer,
+    url: str,
+    n: int,
+    store_url: str,
+    concurrency: int,
+    profiles: ThreadProfiles | None = None,
+) -> Drain:
     """An ``SqsWorker`` running and deleting ``n`` messages (set-up not counted)."""
     settings = Settings(
         transport="sqs",
@@ -143,8 +204,11 @@ def drain_worker(server: SqsServer, url: str, n: int, store_url: str, concurrenc
     out: list[Drain] = []
     with SqsWorker(settings, registry(), store=store, dlq=MemoryDeadLetterStore()) as worker:
         worker.queue  # noqa: B018 - look the queue up before the clock starts
+        if profiles is not None:
+            profiles.count_calls(worker.client)
         thread = threading.Thread(target=worker.run, daemon=True)
-        with measured(server, out):
+        profiling = profiles.active() if profiles is not None else nullcontext()
+        with measured(server, out), profiling:
             thread.start()
             while worker.settle_stats.deleted < n:
                 time.sleep(0.005)
@@ -160,7 +224,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 20])
     parser.add_argument("--stores", nargs="+", default=["redis", "postgres"])
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the worker drains")
     opts = parser.parse_args()
+    profiles = ThreadProfiles() if opts.profile else None
     logging.basicConfig(level=logging.WARNING)
     store_urls = {"redis": REDIS_URL, "postgres": PG_URL}
     if "postgres" in opts.stores:
@@ -178,7 +244,7 @@ def main() -> None:
         try:
             if store is None:
                 return drain_raw(server, client, url, opts.n)
-            return drain_worker(server, url, opts.n, store_urls[store], concurrency)
+            return drain_worker(server, url, opts.n, store_urls[store], concurrency, profiles)
         finally:
             client.delete_queue(QueueUrl=url)
 
@@ -202,6 +268,8 @@ def main() -> None:
     finally:
         client.close()
         server.stop()
+    if profiles is not None:
+        profiles.dump(opts.profile, opts.n * opts.rounds * len(modes))
 
     per_ms = 1000 / opts.n
     rows = [

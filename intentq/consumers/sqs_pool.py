@@ -1,7 +1,12 @@
 """A bounded pool of daemon threads that knows how many slots are free.
 
 The worker receives only as many messages as there are free slots, so a received message
-starts at once instead of waiting in a queue while its visibility timeout runs down.
+starts within a few milliseconds instead of waiting in a queue while its visibility timeout
+runs down. Tasks of a batch after the first are deferred: the thread that finishes a task
+takes the next one, and idle threads are woken only for tasks that waited ``start_within``
+seconds - so a batch of quick tools runs on one or two threads without a wake-up per
+message, while a batch of slow ones still runs side by side.
+
 The threads are daemons: after the shutdown grace, tools still running are abandoned
 with the process (their messages reappear; the store's lease fences a late finisher).
 """
@@ -18,21 +23,33 @@ log = logging.getLogger("intentq.sqs")
 
 Task = Callable[[], object]
 
+# A deferred task that no busy thread took within this long gets an idle thread of its own.
+# About Python's thread switch interval: a quick batch finishes on its thread well before.
+START_WITHIN = 0.005
+
 
 class Pool:
-    """``size`` threads; ``submit`` takes a slot, a finished task gives it back."""
+    """``size`` threads; each queued task takes a slot, a finished task gives it back."""
 
-    def __init__(self, size: int, name: str = "intentq-sqs") -> None:
+    def __init__(self, size: int, name: str = "intentq-sqs", start_within: float = START_WITHIN):
         self.size = size
         self._name = name
-        # One lock, two conditions: a submitted task wakes one idle thread, a finished one
-        # wakes the receiver; waking every thread each time costs more than the tasks.
+        self._start_within = start_within
+        # One lock, three conditions: a submitted task wakes one idle thread, a finished one
+        # wakes the receiver, deferred tasks wake the watcher; waking every thread each time
+        # costs more than the tasks.
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)  # slots freed, all done, stop requested
         self._work_ready = threading.Condition(self._lock)
-        self._tasks: deque[Task] = deque()
+        self._watch = threading.Condition(self._lock)
+        self._now: deque[Task] = deque()  # to start at once
+        self._later: deque[tuple[float, Task]] = deque()  # deferred, with when they came
         self._busy = 0  # slots taken: queued or running
         self._threads: list[threading.Thread] = []
+        self._idle = 0  # threads waiting for a task
+        self._waking = 0  # of those, woken for a task but not yet running
+        self._watcher: threading.Thread | None = None
+        self._watching = False  # the watcher has a deadline set: no need to wake it
         self._closed = False
         self._wanted = 0  # free slots the receiver waits for (0: not waiting)
         self._joining = 0  # join() callers waiting
@@ -83,32 +100,38 @@ class Pool:
                 self._slots_done(slots)
 
     def submit(self, tasks: Sequence[Task], reserved: int = 0) -> None:
-        """Queue ``tasks``, one slot each; they start on idle threads, or new ones.
+        """Queue ``tasks``, one slot each, to start at once on idle threads (or new ones).
 
         With ``reserved``, the caller hands over that many slots it reserved (at least one
         per task); those the tasks do not need are given back.
         """
-        if reserved < len(tasks) and reserved:
-            raise ValueError(f"{len(tasks)} tasks need more than {reserved} reserved slots")
         with self._cond:
-            if self._closed:
-                raise RuntimeError("pool is closed")
-            if reserved:
-                self._slots_done(reserved - len(tasks))
-            else:
-                self._busy += len(tasks)
+            self._take_slots(tasks, reserved)
             if not tasks:
                 return
-            self._tasks.extend(tasks)
-            while len(self._threads) < min(self.size, self._busy):
-                thread = threading.Thread(
-                    target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
+            self._now.extend(tasks)
+            self._start(len(tasks))
+
+    def defer(self, tasks: Sequence[Task], reserved: int = 0) -> None:
+        """Queue ``tasks`` like ``submit``, but without waking idle threads for them.
+
+        Each runs on the next thread that finishes a task, or on an idle thread once it has
+        waited ``start_within`` seconds: the caller is expected to be about to finish one.
+        """
+        with self._cond:
+            self._take_slots(tasks, reserved)
+            if not tasks:
+                return
+            now = time.monotonic()
+            self._later.extend((now, task) for task in tasks)
+            if self._watcher is None:
+                self._watcher = threading.Thread(
+                    target=self._watch_deferred, name=f"{self._name}-watch", daemon=True
                 )
-                self._threads.append(thread)
-                thread.start()
-            # Wake one idle thread; each thread that takes a task wakes the next if more wait,
-            # so the receiving thread does not pay for every wake-up.
-            self._work_ready.notify()
+                self._watcher.start()
+            if not self._watching:
+                self._watching = True
+                self._watch.notify()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until every submitted task has finished; ``False`` on timeout."""
@@ -130,17 +153,47 @@ class Pool:
         with self._cond:
             self._closed = True
             self._work_ready.notify_all()
+            self._watch.notify()
+
+    def _take_slots(self, tasks: Sequence[Task], reserved: int) -> None:
+        if reserved < len(tasks) and reserved:
+            raise ValueError(f"{len(tasks)} tasks need more than {reserved} reserved slots")
+        if self._closed:
+            raise RuntimeError("pool is closed")
+        if reserved:
+            self._slots_done(reserved - len(tasks))
+        else:
+            self._busy += len(tasks)
+
+    def _start(self, count: int) -> None:
+        """Wake ``count`` idle threads, starting new ones (up to ``size``) if too few wait."""
+        woken = min(count, self._idle - self._waking)
+        if woken:
+            self._waking += woken
+            self._work_ready.notify(woken)
+        for _ in range(min(count - woken, self.size - len(self._threads))):
+            thread = threading.Thread(
+                target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
 
     def _work(self) -> None:
         while True:
             with self._cond:
-                while not self._tasks and not self._closed:
-                    self._work_ready.wait()
-                if not self._tasks:
+                while not self._now and not self._later and not self._closed:
+                    self._idle += 1
+                    try:
+                        self._work_ready.wait()
+                    finally:
+                        self._idle -= 1
+                        self._waking = max(0, self._waking - 1)
+                if self._now:
+                    task = self._now.popleft()
+                elif self._later:
+                    task = self._later.popleft()[1]
+                else:
                     return
-                task = self._tasks.popleft()
-                if self._tasks:
-                    self._work_ready.notify()
             try:
                 task()
             except Exception:
@@ -148,6 +201,26 @@ class Pool:
             finally:
                 with self._cond:
                     self._slots_done(1)
+
+    def _watch_deferred(self) -> None:
+        """Start deferred tasks that waited too long: the threads before them are stuck."""
+        with self._cond:
+            while True:
+                if not self._later:
+                    if self._closed:
+                        self._watcher = None
+                        return
+                    self._watching = False
+                    self._watch.wait()
+                    continue
+                self._watching = True
+                left = self._later[0][0] + self._start_within - time.monotonic()
+                if left <= 0:
+                    # Busy threads are held up by slow tools: give every waiting task a
+                    # thread of its own now, then look again a moment later.
+                    self._start(len(self._later))
+                    left = self._start_within
+                self._watch.wait(left)
 
     def _slots_done(self, slots: int) -> None:
         self._busy -= slots

@@ -23,11 +23,8 @@ log = logging.getLogger("intentq.sqs")
 
 # SQS takes at most 10 entries per batch call.
 BATCH_LIMIT = 10
-_ATTRIBUTES: list[MessageSystemAttributeNameType] = [
-    "ApproximateReceiveCount",
-    "MessageGroupId",
-    "SentTimestamp",
-]
+# Only what the worker reads: every attribute asked for is sent, and parsed, per message.
+_ATTRIBUTES: list[MessageSystemAttributeNameType] = ["ApproximateReceiveCount", "MessageGroupId"]
 
 
 @dataclass(frozen=True)

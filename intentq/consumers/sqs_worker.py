@@ -196,6 +196,7 @@ class SqsWorker:
         """
         if not messages:
             return
+        runner.settler.expect(len(messages))
         self.pool.reserve(len(messages))
         plan = partial(self._plan_and_run, runner, messages)
         self.pool.submit([plan], reserved=1)
@@ -214,7 +215,9 @@ class SqsWorker:
             for message in messages:
                 runner.settler.release(message, GIVE_BACK_DELAY)
             return
-        self.pool.submit(tasks[1:], reserved=spare)
+        # The rest start as soon as this thread or another is free, or after a moment on an
+        # idle thread: quick tools run here one after another without waking a thread each.
+        self.pool.defer(tasks[1:], reserved=spare)
         if tasks:
             tasks[0]()
 

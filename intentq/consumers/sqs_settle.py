@@ -21,8 +21,9 @@ from intentq.errors import TransportError
 log = logging.getLogger("intentq.sqs")
 
 # A verdict waits for others to share its batch call while more are coming: until none has
-# come for this long, and never longer than MAX_LINGER in all.
-DEFAULT_LINGER = 0.005
+# come for this long, and never longer than MAX_LINGER in all. A batch of quick tools on a
+# busy machine can take several of Python's 5 ms thread switches between two verdicts.
+DEFAULT_LINGER = 0.01
 MAX_LINGER = 0.05
 # Backoff between attempts of a batch call that failed as a whole.
 _CALL_RETRIES = (0.2, 1.0, 3.0)

@@ -424,7 +424,7 @@ def _range(ratios: list[float]) -> str:
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
-        f"{'backend':<11}{'new/s':>9}{'raw/s':>9}{'ratio':>7}{'range':>11}{'dup/s':>9}{'batch10/s':>11}"
+        f"{'backend':<11}{'new/s':>9}{'raw/s':>9}{'ratio':>7}{'range':>11}{'dup/s':>11}{'batch10/s':>11}"
         f"{'RT new':>8}{'RT dup':>8}{'RT b10':>8}"
     )
     lines = [head, "-" * len(head)]
@@ -433,7 +433,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"{r['backend']:<11}{_fmt(r['new_intents_per_s']):>9}{_fmt(r['raw_intents_per_s']):>9}"
             f"{_fmt(r['ratio_to_raw'], '.2f'):>7}{_range(r['ratio_runs']):>11}"
-            f"{_fmt(r['duplicate_claims_per_s']):>9}"
+            f"{_fmt(r['duplicate_claims_per_s']):>11}"
             f"{_fmt(r['batches_of_10_per_s']):>11}{_fmt(rt['new_intent'], '.1f'):>8}"
             f"{_fmt(rt['duplicate'], '.1f'):>8}{_fmt(rt['batch_of_10'], '.1f'):>8}"
         )

@@ -1,11 +1,12 @@
 """A bounded pool of daemon threads that knows how many slots are free.
 
 The worker receives only as many messages as there are free slots, so a received message
-starts within a few milliseconds instead of waiting in a queue while its visibility timeout
-runs down. Tasks of a batch after the first are deferred: the thread that finishes a task
-takes the next one, and idle threads are woken only for tasks that waited ``start_within``
-seconds - so a batch of quick tools runs on one or two threads without a wake-up per
-message, while a batch of slow ones still runs side by side.
+starts within milliseconds instead of waiting in a queue while its visibility timeout runs
+down. Tasks of a batch after the first may be deferred: while tasks are quick, the thread
+that finishes one takes the next, so a batch of quick tools runs on one thread without a
+wake-up per message (each wake-up, and each thread contending for the GIL, costs more CPU
+than a quick tool). Deferred tasks start at once on idle threads when tasks have lately been
+slow, or after waiting ``start_within`` seconds - so slow tools still run side by side.
 
 The threads are daemons: after the shutdown grace, tools still running are abandoned
 with the process (their messages reappear; the store's lease fences a late finisher).
@@ -24,17 +25,30 @@ log = logging.getLogger("intentq.sqs")
 Task = Callable[[], object]
 
 # A deferred task that no busy thread took within this long gets an idle thread of its own.
-# About Python's thread switch interval: a quick batch finishes on its thread well before.
-START_WITHIN = 0.005
+# A batch of quick tools takes a few milliseconds on one thread, even with two other threads
+# contending for the GIL; waking threads for it costs more than it saves.
+START_WITHIN = 0.01
+# Tasks are not deferred at all while tasks have lately taken this long each: tools that
+# wait on I/O this long run side by side at once, as they would with every task submitted.
+EAGER_PACE = 0.005
+# Weight of the latest task in the running average of how long tasks take.
+_PACE_WEIGHT = 0.1
 
 
 class Pool:
     """``size`` threads; each queued task takes a slot, a finished task gives it back."""
 
-    def __init__(self, size: int, name: str = "intentq-sqs", start_within: float = START_WITHIN):
+    def __init__(
+        self,
+        size: int,
+        name: str = "intentq-sqs",
+        start_within: float = START_WITHIN,
+        eager_pace: float = EAGER_PACE,
+    ) -> None:
         self.size = size
         self._name = name
         self._start_within = start_within
+        self._eager_pace = eager_pace
         # One lock, three conditions: a submitted task wakes one idle thread, a finished one
         # wakes the receiver, deferred tasks wake the watcher; waking every thread each time
         # costs more than the tasks.
@@ -45,6 +59,7 @@ class Pool:
         self._now: deque[Task] = deque()  # to start at once
         self._later: deque[tuple[float, Task]] = deque()  # deferred, with when they came
         self._busy = 0  # slots taken: queued or running
+        self._pace = 0.0  # how long a task has lately taken, in seconds (running average)
         self._threads: list[threading.Thread] = []
         self._idle = 0  # threads waiting for a task
         self._waking = 0  # of those, woken for a task but not yet running
@@ -113,14 +128,20 @@ class Pool:
             self._start(len(tasks))
 
     def defer(self, tasks: Sequence[Task], reserved: int = 0) -> None:
-        """Queue ``tasks`` like ``submit``, but without waking idle threads for them.
+        """Queue ``tasks`` like ``submit``, but without waking idle threads while tasks are quick.
 
         Each runs on the next thread that finishes a task, or on an idle thread once it has
         waited ``start_within`` seconds: the caller is expected to be about to finish one.
+        While tasks have lately taken ``eager_pace`` or more, they start at once, as with
+        ``submit``.
         """
         with self._cond:
             self._take_slots(tasks, reserved)
             if not tasks:
+                return
+            if self._pace >= self._eager_pace:
+                self._now.extend(tasks)
+                self._start(len(tasks))
                 return
             now = time.monotonic()
             self._later.extend((now, task) for task in tasks)
@@ -194,12 +215,15 @@ class Pool:
                     task = self._later.popleft()[1]
                 else:
                     return
+            started = time.monotonic()
             try:
                 task()
             except Exception:
                 log.exception("a worker task failed")
             finally:
+                took = time.monotonic() - started
                 with self._cond:
+                    self._pace += (took - self._pace) * _PACE_WEIGHT
                     self._slots_done(1)
 
     def _watch_deferred(self) -> None:

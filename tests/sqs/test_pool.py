@@ -85,3 +85,24 @@ def test_a_thread_that_finishes_a_task_takes_a_deferred_one() -> None:
     release.set()
     assert pool.join(10)
     pool.close()
+
+
+def test_after_slow_tasks_deferred_ones_start_at_once() -> None:
+    # No watcher to rescue them: only the pace of earlier tasks can start them together.
+    pool = Pool(4, start_within=60, eager_pace=0.02)
+    slow = threading.Event()  # never set: each wait is a tool spending 50 ms on I/O
+    for _ in range(4):
+        pool.submit([lambda: slow.wait(0.05)] * 4)
+        assert pool.join(10)
+
+    together = threading.Barrier(4, timeout=10)
+
+    def plan() -> None:
+        pool.defer([together.wait] * 3, reserved=3)
+        together.wait()
+
+    pool.reserve(4)
+    pool.submit([plan], reserved=1)
+    assert pool.join(20)
+    assert not together.broken
+    pool.close()

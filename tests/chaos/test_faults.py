@@ -131,8 +131,9 @@ def test_postgres_store_connections_terminated_mid_run_lose_nothing_run_nothing_
     queue: str,
 ) -> None:
     with rig(zygote, pg_url, unique, tmp_path, queue, sqs_server, lease=15) as r:
-        keys = [f"pgdrop-{i}" for i in range(300)]
-        send(sqs_server.endpoint_url, queue, keys + keys[:60])
+        # Enough work that the run outlasts several terminations however fast the workers.
+        keys = [f"pgdrop-{i}" for i in range(1200)]
+        send(sqs_server.endpoint_url, queue, keys + keys[:200])
         workers = [r.spawn(), r.spawn()]
         wait_until(lambda: r.fx.counts("effect"), timeout=60, what="the first effect")
 

@@ -104,3 +104,12 @@ def test_settings_redacted_masks_every_url(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("INTENTQ_DEDUP_URL", "postgresql+psycopg://u:hunter2@h/db")
     shown = Settings.load().redacted()
     assert "hunter2" not in repr(shown)
+
+
+def test_concurrency_defaults_per_transport_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = Settings.load()
+    # SQS threads: two batches of 10 in flight; Celery: worker processes.
+    assert (s.concurrency_for("sqs"), s.concurrency_for("celery")) == (20, 8)
+    monkeypatch.setenv("INTENTQ_CONCURRENCY", "3")
+    s = Settings.load()
+    assert (s.concurrency_for("sqs"), s.concurrency_for("celery")) == (3, 3)

@@ -31,6 +31,10 @@ DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_BACKOFF_BASE = 1.0
 DEFAULT_BACKOFF_MAX = 300.0
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024  # SQS's limit since 2025
+# SQS: threads; two batches of 10 in flight, so a receive never waits for a batch to finish.
+DEFAULT_SQS_CONCURRENCY = 20
+# Celery: worker processes, each running one task at a time.
+DEFAULT_CELERY_CONCURRENCY = 8
 DEFAULT_MAX_RECEIVES = 50  # broker redeliveries before a message is dead-lettered regardless
 
 
@@ -54,7 +58,8 @@ class Settings(BaseSettings):
     aws_region: str = "us-east-1"
     sqs_wait_seconds: int = Field(default=20, ge=0, le=20)
     sqs_batch_size: int = Field(default=10, ge=1, le=10)
-    concurrency: int = Field(default=8, ge=1)
+    # None: each transport's own default (see ``concurrency_for``).
+    concurrency: int | None = Field(default=None, ge=1)
     dedup_ttl: float = Field(default=DEFAULT_TTL, gt=0)
     lease: float = Field(default=DEFAULT_LEASE, gt=0)
     max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1)
@@ -103,6 +108,12 @@ class Settings(BaseSettings):
             raise ConfigError(f"bad setting {where}: {first['msg']}") from None
         except Exception as exc:  # a TOML syntax error surfaces as the parser's own type
             raise ConfigError(f"cannot read config: {exc}") from exc
+
+    def concurrency_for(self, transport: str) -> int:
+        """Tools running at once: ``concurrency`` if set, else the transport's default."""
+        if self.concurrency is not None:
+            return self.concurrency
+        return DEFAULT_SQS_CONCURRENCY if transport == "sqs" else DEFAULT_CELERY_CONCURRENCY
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict, with every URL's secrets masked."""

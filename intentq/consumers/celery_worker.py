@@ -27,7 +27,7 @@ def worker_argv(
         "worker",
         "--queues", settings.celery_queue,
         "--pool", pool,
-        "--concurrency", str(concurrency or settings.concurrency),
+        "--concurrency", str(concurrency or settings.concurrency_for("celery")),
         "--loglevel", loglevel,
         # Gossip and mingle only add start-up time: intentq coordinates through its store.
         "--without-gossip",

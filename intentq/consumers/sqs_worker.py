@@ -65,7 +65,7 @@ class SqsWorker:
                 self._closers.append(dlq.close)
             if client is None:
                 # Pool threads extend visibility while the settler and the receive loop talk.
-                client = make_client(settings, max_connections=settings.concurrency + 4)
+                client = make_client(settings, max_connections=settings.concurrency_for("sqs") + 4)
                 self._closers.append(client.close)
         except BaseException:
             self._close_owned()
@@ -74,7 +74,7 @@ class SqsWorker:
         self.heartbeat = Heartbeat()
         self.executor = Executor(registry, store, Policy.from_settings(settings), self.heartbeat)
         self.visibility = visibility(settings.lease)
-        self.pool = Pool(settings.concurrency)
+        self.pool = Pool(settings.concurrency_for("sqs"))
         self.unfinished = 0  # tools still running when the grace ran out
         self._stopping = threading.Event()
         self._stop_deadline: float | None = None
@@ -95,7 +95,7 @@ class SqsWorker:
         log.info(
             "consuming %s: concurrency %d, visibility %ds, long poll %ds",
             runner.sqs.name,
-            self.settings.concurrency,
+            self.settings.concurrency_for("sqs"),
             self.visibility,
             self.settings.sqs_wait_seconds,
         )

@@ -88,26 +88,19 @@ class Driver:
 
     def execute(self, what: str, statement: Compiled, params: Mapping[str, Any]) -> list[Any]:
         """Run an owner-only UPDATE; the rows it returned, or one empty row per row changed."""
-        held = self.keeper.take(what)
-        try:
+        with self.keeper.using(what) as held:
             cursor = held.cursor
             cursor.execute(statement.sql, statement.bind(params))
             if cursor.description is not None:
-                rows = list(cursor.fetchall())
-            else:
-                rows = [()] * max(cursor.rowcount, 0)
-        except BaseException as exc:
-            self.keeper.lost(held, what, exc)
-        self.keeper.give(held)
-        return rows
+                return list(cursor.fetchall())
+            return [()] * max(cursor.rowcount, 0)
 
     def claim(self, params: dict[str, Any]) -> Claim | None:
         """Insert or read, then take over if the record allows; ``None``: ask again.
 
         A new key, or one that another claim holds or finished, is one statement.
         """
-        held = self.keeper.take("claim")
-        try:
+        with self.keeper.using("claim") as held:
             cursor = held.cursor
             cursor.execute(self.claim_sql.sql, params)
             outcome = self._answer(cursor.fetchone(), params)
@@ -115,9 +108,6 @@ class Driver:
                 cursor.execute(self.takeover.sql, params)
                 took = cursor.fetchone()  # (token, attempts), or None: another claim was first
                 outcome = None if took is None else _took(took, params)
-        except BaseException as exc:
-            self.keeper.lost(held, "claim", exc)
-        self.keeper.give(held)
         assert not isinstance(outcome, _Takeover)
         return outcome
 
@@ -128,17 +118,13 @@ class Driver:
         # sorted() is stable: the same key twice keeps its order in the batch.
         order = sorted(range(len(params)), key=lambda i: params[i]["sk"])
         answers: list[Claim | None] = [None] * len(params)
-        held = self.keeper.take("claim_many")
-        try:
+        with self.keeper.using("claim_many") as held:
             connection, sql = held.connection, self.claim_sql.sql
             with connection.pipeline():
                 cursors = [(i, connection.execute(sql, params[i])) for i in order]
             for i, cursor in cursors:
                 answer = self._answer(cursor.fetchone(), params[i])
                 answers[i] = None if isinstance(answer, _Takeover) else answer
-        except BaseException as exc:
-            self.keeper.lost(held, "claim_many", exc)
-        self.keeper.give(held)
         return answers
 
     def _answer(self, row: Any, params: Mapping[str, Any]) -> Claim | _Takeover | None:
@@ -175,39 +161,25 @@ class SqliteDriver:
 
     def execute(self, what: str, statement: Compiled, params: Mapping[str, Any]) -> list[Any]:
         """Run an owner-only UPDATE; the rows it returned, or one empty row per row changed."""
-        held = self.keeper.take(what)
-        try:
+        with self.keeper.using(what) as held:
             cursor = held.cursor
             cursor.execute(statement.text, statement.args(params))
             # All rows read: the statement ends, and with it its implicit transaction.
-            rows = cursor.fetchall() if cursor.description else [()] * max(cursor.rowcount, 0)
-        except BaseException as exc:
-            self.keeper.lost(held, what, exc)
-        self.keeper.give(held)
-        return rows
+            return cursor.fetchall() if cursor.description else [()] * max(cursor.rowcount, 0)
 
     def claim(self, params: dict[str, Any]) -> Claim | None:
         """One claim, each statement in autocommit. ``None``: ask again."""
-        held = self.keeper.take("claim")
-        try:
-            outcome = self._claim(held.cursor, params)
-        except BaseException as exc:
-            self.keeper.lost(held, "claim", exc)
-        self.keeper.give(held)
-        return outcome
+        with self.keeper.using("claim") as held:
+            return self._claim(held.cursor, params)
 
     def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim | None]:
         """Claims in request order, in one transaction; ``None`` where one must ask again."""
         batch = batch_params(self._store, requests)
-        held = self.keeper.take("claim_many")
-        try:
+        with self.keeper.using("claim_many") as held:
             cursor = held.cursor
             cursor.execute("BEGIN IMMEDIATE")  # one commit (one fsync) for the batch
             answers = [self._claim(cursor, params) for params in batch]
             held.connection.commit()
-        except BaseException as exc:
-            self.keeper.lost(held, "claim_many", exc)
-        self.keeper.give(held)
         return answers
 
     def _claim(self, cursor: Any, params: Mapping[str, Any]) -> Claim | None:

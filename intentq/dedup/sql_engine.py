@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import Engine, create_engine, event
@@ -226,6 +227,10 @@ class Keeper:
             held.connection.autocommit = True
         return held
 
+    def using(self, what: str) -> Using:
+        """``with keeper.using(what) as held:`` a connection for one call named ``what``."""
+        return Using(self, what)
+
     def give(self, held: Held) -> None:
         """Keep the connection for the next call, or return it to the pool."""
         if len(self._kept) < self._keep and not self._closed and self._spare():
@@ -280,6 +285,34 @@ class Keeper:
                 self._return(self._kept.pop())
             except IndexError:
                 break
+
+
+class Using:
+    """One call's connection: taken on entry; after the call kept again (or returned), or,
+    if the call raised, dropped when broken and the error raised as the store's.
+
+    A plain class rather than a generator-based context manager: it wraps every call.
+    """
+
+    __slots__ = ("_held", "_keeper", "_what")
+
+    def __init__(self, keeper: Keeper, what: str) -> None:
+        self._keeper, self._what = keeper, what
+
+    def __enter__(self) -> Held:
+        self._held = self._keeper.take(self._what)
+        return self._held
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self._keeper.give(self._held)
+        else:
+            self._keeper.lost(self._held, self._what, exc)
 
 
 def _keepable(pool: Pool) -> int:

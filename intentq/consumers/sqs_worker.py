@@ -55,6 +55,7 @@ class SqsWorker:
     ) -> None:
         self.settings = settings
         self.registry = registry
+        self.concurrency = settings.concurrency_for("sqs")
         self._closers: list[Callable[[], None]] = []
         try:
             if store is None:
@@ -65,7 +66,7 @@ class SqsWorker:
                 self._closers.append(dlq.close)
             if client is None:
                 # Pool threads extend visibility while the settler and the receive loop talk.
-                client = make_client(settings, max_connections=settings.concurrency_for("sqs") + 4)
+                client = make_client(settings, max_connections=self.concurrency + 4)
                 self._closers.append(client.close)
         except BaseException:
             self._close_owned()
@@ -74,7 +75,7 @@ class SqsWorker:
         self.heartbeat = Heartbeat()
         self.executor = Executor(registry, store, Policy.from_settings(settings), self.heartbeat)
         self.visibility = visibility(settings.lease)
-        self.pool = Pool(settings.concurrency_for("sqs"))
+        self.pool = Pool(self.concurrency)
         self.unfinished = 0  # tools still running when the grace ran out
         self._stopping = threading.Event()
         self._stop_deadline: float | None = None
@@ -95,7 +96,7 @@ class SqsWorker:
         log.info(
             "consuming %s: concurrency %d, visibility %ds, long poll %ds",
             runner.sqs.name,
-            self.settings.concurrency_for("sqs"),
+            self.concurrency,
             self.visibility,
             self.settings.sqs_wait_seconds,
         )

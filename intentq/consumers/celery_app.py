@@ -86,8 +86,6 @@ def configure_app(
         task_reject_on_worker_lost=True,
         task_acks_on_failure=True,
         task_acks_on_timeout=False,
-        # A worker reserves one message per process: fewer held messages to redeliver.
-        worker_prefetch_multiplier=1,
         # A task whose ack is lost with the connection finishes and records its result;
         # the redelivered copy then gets that result instead of cutting the tool off.
         worker_cancel_long_running_tasks_on_connection_loss=False,
@@ -96,6 +94,11 @@ def configure_app(
         broker_transport_options={**(conf.broker_transport_options or {}), **options},
         worker_consumer=CONSUMER,
     )
+    if not conf.value_set_for("worker_prefetch_multiplier"):
+        # One message reserved per process: a long tool holds back no other message, and
+        # fewer messages wait out the visibility timeout after a crash. A value the app
+        # already chose is a throughput choice of its own and is kept.
+        conf.worker_prefetch_multiplier = 1
     ours = {f"{TASK_PREFIX}*": {"queue": settings.celery_queue}}
     ours[RAW_TASK] = {"queue": settings.celery_queue}
     routes = conf.task_routes

@@ -19,6 +19,7 @@ from intentq.consumers import celery_main
 from intentq.consumers.celery import (
     RAW_TASK,
     IdempotentTask,
+    configure_app,
     create_app,
     publish,
     publish_raw,
@@ -140,6 +141,22 @@ def test_given_transport_options_win(unique: str) -> None:
         assert app.conf.broker_transport_options["visibility_timeout"] == 7
     finally:
         app.close()
+
+
+def test_one_message_is_reserved_per_process_unless_the_app_chose_otherwise(unique: str) -> None:
+    settings = Settings(broker_url="memory://", dedup_url="memory://")
+    fresh = create_app(settings, Registry())
+    chosen = celery.Celery(f"chosen-{unique}", broker="memory://", set_as_current=False)
+    chosen.conf.worker_prefetch_multiplier = 8
+    from_object = celery.Celery(f"object-{unique}", broker="memory://", set_as_current=False)
+    from_object.config_from_object({"worker_prefetch_multiplier": 2})
+    try:
+        assert fresh.conf.worker_prefetch_multiplier == 1
+        assert configure_app(chosen, settings).conf.worker_prefetch_multiplier == 8
+        assert configure_app(from_object, settings).conf.worker_prefetch_multiplier == 2
+    finally:
+        for app in (fresh, chosen, from_object):
+            app.close()
 
 
 def test_publish_sends_the_envelope_as_the_only_argument_under_the_intent_id(app: Any) -> None:

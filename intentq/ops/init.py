@@ -35,10 +35,10 @@ class InitStep:
 def init_resources(settings: Settings) -> list[InitStep]:
     """Create the store's and the DLQ's schema and, for SQS, the queue with its redrive."""
     steps: list[InitStep] = []
-    with opened_store(settings) as store:
+    with opened_store(settings, create=True) as store:
         store.create_schema()
     steps.append(InitStep("dedup store", redacted(settings.dedup_url), "schema ready"))
-    with opened_dlq(settings) as dlq:
+    with opened_dlq(settings, create=True) as dlq:
         dlq.create_schema()
     detail = "queue ready" if is_sqs_dlq(settings.dlq_url) else "table ready"
     steps.append(InitStep("dead-letter store", redacted(settings.dlq_url), detail))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -162,10 +163,31 @@ def test_worker_without_an_app(offline: Env) -> None:
 
 
 def test_missing_table_says_to_run_init(tmp_path: Path) -> None:
-    fresh = Env({"INTENTQ_DLQ_URL": f"sqlite:///{tmp_path / 'none.db'}"}, tmp_path)
+    database = tmp_path / "empty.db"
+    sqlite3.connect(database).close()  # a database file without intentq's tables
+    fresh = Env({"INTENTQ_DLQ_URL": f"sqlite:///{database}"}, tmp_path)
     ran = fresh.run("dlq", "list")
     assert ran.code == ExitCode.FAILURE
     assert "intentq init" in ran.one_error_line()
+
+
+@pytest.mark.parametrize(
+    ("command", "setting"),
+    [
+        (["dlq", "list"], "INTENTQ_DLQ_URL"),
+        (["dlq", "purge", "--all", "--yes"], "INTENTQ_DLQ_URL"),
+        (["dedup", "get", "book_slot", "k"], "INTENTQ_DEDUP_URL"),
+        (["result", "book_slot", "k"], "INTENTQ_DEDUP_URL"),
+    ],
+)
+def test_a_missing_sqlite_file_is_not_created_by_a_command(
+    tmp_path: Path, command: list[str], setting: str
+) -> None:
+    database = tmp_path / "none.db"
+    ran = Env({setting: f"sqlite:///{database}"}, tmp_path).run(*command)
+    assert ran.code == ExitCode.CONFIG
+    assert "does not exist yet: run `intentq init` first" in ran.one_error_line()
+    assert not database.exists()
 
 
 def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:

@@ -55,7 +55,8 @@ def test_fifo_queue_needs_a_fifo_dlq(env: Env, unique: str) -> None:
 
 def test_embedded_default_creates_the_sqlite_tables(tmp_path: Path) -> None:
     embedded = Env({}, tmp_path)  # nothing set: SQLite files in the working directory
-    assert embedded.run("dlq", "list").code == ExitCode.FAILURE  # no table yet
+    assert embedded.run("dlq", "list").code == ExitCode.CONFIG  # no database yet
+    assert not (tmp_path / "intentq.db").exists()
     ran = embedded.run("init")
     assert ran.code == 0, ran
     assert "Celery broker" in ran.stdout

@@ -1,13 +1,14 @@
 """Tasks per second through a real Celery worker: ``IdempotentTask`` against a plain task.
 
-One worker process (prefork, 2 processes by default), one Redis broker, one run. Each round
+One worker (prefork) on one Redis broker, one run. Each round
 fills the queue with N messages while the worker is not consuming it, then has the worker
 consume the queue (``add_consumer``) and times it until the queue is empty and nothing is
 left unacknowledged. Rounds alternate between a plain Celery task and an intentq no-op tool
 (a new key each: a claim and a completion in the Redis store per task), so load on the
 machine hits both alike. Both run on the same app (JSON, late acks) and the same worker
-settings, first with intentq's prefetch multiplier (1), then with Celery's (4); ``--prefetch``
-picks others.
+settings: with 2 pool processes (Celery's default on 2 cores) and with 8 (intentq's default
+for Celery), each first with intentq's prefetch multiplier (1), then with Celery's (4);
+``--concurrency`` and ``--prefetch`` pick others.
 
 Wall-clock rates swing with whatever else the machine runs; the CPU the worker's processes
 spend per task (from /proc, Linux) does much less, so it is reported next to them. Besides
@@ -17,7 +18,7 @@ pair alike.
 
 Prints the medians and their ratios; writes bench/results/celery.json.
 
-    .venv/bin/python -m bench.celery [--n 2000] [--rounds 5] [--concurrency 2] [--prefetch 1 4]
+    .venv/bin/python -m bench.celery [--n 2000] [--rounds 5] [--concurrency 2 8] [--prefetch 1 4]
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ PLAIN = "bench.plain_noop"
 IDLE_QUEUE = "bench-idle"
 # intentq's default (1: a long tool holds back no other message), then Celery's own (4).
 PREFETCH = [1, 4]
+# Celery's default pool size on this kind of machine (one per core), then intentq's.
+CONCURRENCY = [2, 8]
 
 registry = Registry()
 
@@ -191,9 +194,9 @@ class Bench:
         self.broker.close()
 
 
-def measure(args: argparse.Namespace, prefetch: int, tmp: Path) -> dict[str, Any]:
-    """Alternating rounds of each kind on one worker with this prefetch multiplier."""
-    bench = Bench(args.n, args.concurrency, prefetch, tmp)
+def measure(args: argparse.Namespace, concurrency: int, prefetch: int, tmp: Path) -> dict[str, Any]:
+    """Alternating rounds of each kind on one worker with these pool and prefetch sizes."""
+    bench = Bench(args.n, concurrency, prefetch, tmp)
     rounds: dict[str, list[tuple[float, float, float]]] = {"plain": [], "intentq": []}
     try:
         bench.start_worker()
@@ -204,13 +207,14 @@ def measure(args: argparse.Namespace, prefetch: int, tmp: Path) -> dict[str, Any
                 rate, main_ms, pool_ms = bench.round(kind)
                 rounds[kind].append((rate, main_ms, pool_ms))
                 print(
-                    f"prefetch {prefetch}  {kind:8} {rate:6.0f} tasks/s   CPU per task: "
+                    f"{concurrency} processes, prefetch {prefetch}  {kind:8} {rate:6.0f} "
+                    f"tasks/s   CPU per task: "
                     f"main {main_ms:.2f} ms, pool {pool_ms:.2f} ms",
                     flush=True,
                 )
     finally:
         bench.close()
-    out: dict[str, Any] = {"worker_prefetch_multiplier": prefetch}
+    out: dict[str, Any] = {"concurrency": concurrency, "worker_prefetch_multiplier": prefetch}
     for kind, label in (("plain", "plain"), ("intentq", "idempotent")):
         rates, mains, pools = zip(*rounds[kind], strict=True)
         out[f"{label}_tasks_per_s"] = round(statistics.median(rates), 1)
@@ -231,7 +235,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="messages per round")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of each kind")
-    parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=CONCURRENCY,
+        help="worker pool sizes to run, each with every prefetch multiplier",
+    )
     parser.add_argument(
         "--prefetch",
         type=int,
@@ -252,13 +262,16 @@ def main() -> None:
         dlq = open_dlq(settings_for("bench", Path(tmp)).dlq_url)
         dlq.create_schema()
         dlq.close()
-        for prefetch in args.prefetch:
-            runs[f"prefetch_{prefetch}"] = measure(args, prefetch, Path(tmp))
+        for concurrency in args.concurrency:
+            for prefetch in args.prefetch:
+                run = measure(args, concurrency, prefetch, Path(tmp))
+                runs[f"concurrency_{concurrency}_prefetch_{prefetch}"] = run
     print()
     for run in runs.values():
         plain, idem = run["plain_tasks_per_s"], run["idempotent_tasks_per_s"]
         print(
-            f"prefetch {run['worker_prefetch_multiplier']}: plain Celery task {plain:.0f}/s, "
+            f"{run['concurrency']} processes, prefetch {run['worker_prefetch_multiplier']}: "
+            f"plain Celery task {plain:.0f}/s, "
             f"IdempotentTask {idem:.0f}/s, ratio {run['ratio']:.2f}x "
             f"(per-round {run['paired_ratio']:.2f}x); "
             f"worker CPU per task ratio {run['cpu_ratio']:.2f}x"
@@ -270,7 +283,6 @@ def main() -> None:
         "tool": "no-op",
         "messages_per_round": args.n,
         "rounds": args.rounds,
-        "concurrency": args.concurrency,
         "pool": "prefork",
         "runs": runs,
         "machine": {

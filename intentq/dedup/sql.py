@@ -32,7 +32,13 @@ from intentq.dedup.base import (
     State,
     store_key,
 )
-from intentq.dedup.sql_engine import SQLITE_BEGIN, make_engine, prepare_sqlite, translated
+from intentq.dedup.sql_engine import (
+    SQLITE_BEGIN,
+    ProcessPools,
+    make_engine,
+    prepare_sqlite,
+    translated,
+)
 from intentq.dedup.sql_schema import DEFAULT_TABLE, dedup_table
 from intentq.dedup.sql_statements import GC_BATCH, Statements, acquired, claim_params, settle
 from intentq.errors import ConfigError, LeaseLost
@@ -55,7 +61,8 @@ class SqlDedupStore(DedupStore):
     ``AUTOCOMMIT`` mode for the store's own statements; without it they borrow ``engine``'s
     connections and switch them to autocommit for the call. From a pool of its own, the
     store keeps a few connections checked out between calls (see ``sql_driver``) and
-    returns them on ``close()``.
+    returns them on ``close()``. A forked child leaves the connections it inherited alone and
+    opens its own.
     """
 
     def __init__(
@@ -87,6 +94,8 @@ class SqlDedupStore(DedupStore):
             self._auto = self._reader = autocommit_engine or engine.execution_options(
                 isolation_level="AUTOCOMMIT"
             )
+        # Pooled connections are held across calls: a forked child starts on pools of its own.
+        self.pools = ProcessPools((engine, autocommit_engine))
         # psycopg 3 and sqlite3 run the hot path without SQLAlchemy's per-call execution
         # machinery (it costs more than the statements).
         self._driver: Driver | SqliteDriver | None = None
@@ -136,6 +145,7 @@ class SqlDedupStore(DedupStore):
     @contextmanager
     def _connect(self, what: str, read_only: bool = False) -> Iterator[Connection]:
         """A connection for one call: autocommit on PostgreSQL, one transaction on SQLite."""
+        self.pools.for_this_process()
         with translated(what), (self._reader if read_only else self._auto).connect() as conn:
             yield conn
             conn.commit()
@@ -322,6 +332,7 @@ class SqlDedupStore(DedupStore):
 
     def create_schema(self) -> None:
         """``CREATE TABLE IF NOT EXISTS`` and its index; safe to run from many processes."""
+        self.pools.for_this_process()
         with translated("create_schema"):
             try:
                 with self.engine.begin() as conn:
@@ -335,6 +346,7 @@ class SqlDedupStore(DedupStore):
 
     def drop_schema(self) -> None:
         """Drop the table (tests and ``intentq`` tooling)."""
+        self.pools.for_this_process()
         with translated("drop_schema"), self.engine.begin() as conn:
             self.table.drop(conn, checkfirst=True)
 
@@ -349,12 +361,14 @@ class SqlDedupStore(DedupStore):
         """
         from intentq.dedup.sql_transaction import fenced_transaction
 
+        self.pools.for_this_process()
         return fenced_transaction(self, tool, key, token, ttl)
 
     def close(self) -> None:
         if self._driver is not None:
             self._driver.close()  # the connections it keeps, before the pools go
         if self._owns_engine:
+            self.pools.for_this_process()  # a forked child closes only its own
             self.engine.dispose()
             if self._own_auto is not None:
                 self._own_auto.dispose()

@@ -81,7 +81,13 @@ class Driver:
         self._store = store
         # Connections of a pool shared with transactions are switched to autocommit and back.
         own = store.autocommit_pool
-        self.keeper = Keeper(store.autocommit_engine, psycopg.Error, keep=own, autocommit=not own)
+        self.keeper = Keeper(
+            store.autocommit_engine,
+            psycopg.Error,
+            keep=own,
+            autocommit=not own,
+            pools=store.pools,
+        )
 
     def close(self) -> None:
         self.keeper.close()
@@ -154,7 +160,7 @@ class SqliteDriver:
         self.release = Compiled(statements.release, dialect)
         self.extend = Compiled(statements.extend, dialect)
         self._store = store
-        self.keeper = Keeper(store.engine, sqlite3.Error, keep=keep)
+        self.keeper = Keeper(store.engine, sqlite3.Error, keep=keep, pools=store.pools)
 
     def close(self) -> None:
         self.keeper.close()

@@ -3,8 +3,10 @@ store's calls, and driver errors translated."""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -109,6 +111,52 @@ def prepare_sqlite(engine: Engine) -> None:
     engine.dispose()
 
 
+# Taken only by a forked child's first call, while it sets aside what its parent left. A child
+# gets a lock of its own: a thread of the parent's might have held this one at the fork.
+_fork_lock = threading.RLock()
+
+
+def _new_fork_lock() -> None:
+    global _fork_lock
+    _fork_lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):  # no fork, no forked child (Windows)
+    os.register_at_fork(after_in_child=_new_fork_lock)
+
+
+class ProcessPools:
+    """Engines' pools as this process's own, across ``os.fork()``.
+
+    A forked child must neither use the pooled connections it inherited nor close them:
+    their sockets are the parent's, and closing one sends the server a goodbye that ends the
+    parent's session. ``for_this_process`` in the child replaces each pool with an empty one
+    (``dispose(close=False)``, SQLAlchemy's recipe for ``os.fork()``) and keeps the parent's
+    pools referenced, so that nothing in them is finalised in the child either.
+    """
+
+    def __init__(self, engines: Iterable[Engine | None]) -> None:
+        self._engines = [engine for engine in engines if engine is not None]
+        self._pid = os.getpid()
+        self._inherited: list[Pool] = []  # the parent's: never touched
+
+    def for_this_process(self) -> None:
+        """In a forked child, on its first call: pools of its own."""
+        if self._pid != os.getpid():
+            with _fork_lock:
+                if self._pid != os.getpid():  # not done meanwhile by another thread
+                    self._renew()
+
+    def _renew(self) -> None:
+        inherited = {id(engine.pool): engine.pool for engine in self._engines}
+        self._inherited.extend(inherited.values())
+        for engine in self._engines:
+            # Engines made with execution_options() share their parent's pool: renewed once.
+            if id(engine.pool) in inherited:
+                engine.dispose(close=False)
+        self._pid = os.getpid()
+
+
 def _missing_table(exc: sa_exc.DBAPIError) -> bool:
     return getattr(exc.orig, "sqlstate", None) == "42P01" or "no such table" in str(exc.orig)
 
@@ -175,13 +223,26 @@ class Keeper:
     the pool rather than keep it while the pool has none left: a caller may be waiting there.
     ``autocommit``: switch a psycopg connection taken from a pool shared with transactions to
     autocommit, and back before it returns.
+
+    A forked child never uses, returns or closes the connections its parent kept: they stay
+    referenced, untouched (dropping one would return it to the pool, which may reset it on the
+    parent's socket), and ``pools`` (by default ``engine``'s alone) start empty in the child.
     """
 
     def __init__(
-        self, engine: Engine, error: type[Exception], *, keep: bool, autocommit: bool = False
+        self,
+        engine: Engine,
+        error: type[Exception],
+        *,
+        keep: bool,
+        autocommit: bool = False,
+        pools: ProcessPools | None = None,
     ) -> None:
         pool = engine.pool
         self._engine = engine
+        self._pools = pools if pools is not None else ProcessPools((engine,))
+        self._pid = os.getpid()
+        self._inherited: list[Held] = []  # kept by the parent of a forked child: never touched
         self._error = error
         self._autocommit = autocommit
         self._keep = _keepable(pool) if keep else 0
@@ -199,6 +260,8 @@ class Keeper:
 
     def take(self, what: str) -> Held:
         """A connection for one call: a kept one if any is free, else one from the pool."""
+        if self._pid != os.getpid():
+            self._leave_to_parent()
         kept = self._kept
         while True:
             try:
@@ -215,6 +278,16 @@ class Keeper:
                     held.fairy.invalidate(exc)  # stale: try the next one, as the pool does
                     continue
             return held
+
+    def _leave_to_parent(self) -> None:
+        """In a forked child: set aside what the parent kept, and start on pools of its own."""
+        with _fork_lock:
+            if self._pid == os.getpid():
+                return  # another thread of this process did
+            self._inherited.extend(self._kept)
+            self._kept = []
+            self._pools.for_this_process()
+            self._pid = os.getpid()
 
     def _checkout(self, what: str) -> Held:
         try:
@@ -278,8 +351,13 @@ class Keeper:
         raise_translated(what, exc, self._error, invalidated=broken)
 
     def close(self) -> None:
-        """Return the kept connections to the pool; later calls return theirs at once."""
+        """Return the kept connections to the pool; later calls return theirs at once.
+
+        In a forked child, the connections the parent kept are left alone.
+        """
         self._closed = True
+        if self._pid != os.getpid():
+            self._leave_to_parent()
         while self._kept:
             try:
                 self._return(self._kept.pop())

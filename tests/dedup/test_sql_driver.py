@@ -1,14 +1,19 @@
 """PostgreSQL's direct path: connections kept between calls, what breaks them, and the
-SQLAlchemy path that other drivers take."""
+SQLAlchemy path that other drivers take; SQLite's kept connections; both across a fork."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy import event
 
 from intentq.dedup.base import Acquired, Busy, Cached, ClaimRequest
 from intentq.dedup.sql import SqlDedupStore
@@ -215,3 +220,178 @@ def test_sqlite_calls_reuse_a_kept_connection_and_close_returns_it(
     assert pool.checkedout() == 1
     store.close()
     assert pool.checkedout() == 0
+
+
+# Seconds a forked child may take over its calls before the test kills it and fails.
+CHILD_DEADLINE = 60.0
+CHILD_KEYS = 30
+# A call whose reply another process read off a shared socket would wait forever: the server
+# ends a session that waits this long for its client, so such a call fails instead.
+STUCK_SESSION = "-c idle_session_timeout=10s -c idle_in_transaction_session_timeout=10s"
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def forking_store(
+    request: pytest.FixtureRequest, make_backend: Callable[[str], Backend]
+) -> Iterator[SqlDedupStore]:
+    """A store on engines of its own, as ``from_url`` makes them, to fork with."""
+    if request.param == "sqlite":
+        store = make_backend("sqlite").store
+        assert isinstance(store, SqlDedupStore)
+        yield store
+        return
+    store = SqlDedupStore.from_url(
+        request.getfixturevalue("pg_url"),
+        table_name=request.getfixturevalue("table"),
+        connect_args={"options": STUCK_SESSION},
+    )
+    yield store
+    store.close()
+
+
+def _kept_connections(store: SqlDedupStore) -> list[Any]:
+    assert store._driver is not None
+    return store._driver.keeper.kept
+
+
+def _connection_ids(store: SqlDedupStore) -> list[int]:
+    """The connections the store keeps: PostgreSQL's server process behind each, asked on the
+    connection itself; SQLite's connection objects (a forked child sees its parent's objects
+    at the same addresses)."""
+    assert store._driver is not None
+    if store.engine.dialect.name != "postgresql":
+        return [id(connection) for connection in store._driver.keeper.kept]
+    with store._driver.keeper.using("pg_backend_pid") as held:
+        held.cursor.execute("SELECT pg_backend_pid()")
+        return [int(held.cursor.fetchone()[0])]
+
+
+def _pooled_ids(store: SqlDedupStore) -> list[int]:
+    """The same for the connection each of the store's pools hands out next (one sits idle
+    there after a call through SQLAlchemy, or a transaction)."""
+    ids = []
+    for engine in dict.fromkeys((store.engine, store.autocommit_engine)):
+        with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                ids.append(int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()))
+            else:
+                ids.append(id(conn.connection.dbapi_connection))
+    return ids
+
+
+def _child_calls(store: SqlDedupStore) -> dict[str, Any]:
+    """In the forked child: calls of every kind through the parent's store object, and which
+    connections they used (every checkout from a pool, or of a kept connection for a call)."""
+    used: set[int] = set()
+
+    def checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        info = getattr(dbapi_connection, "info", None)  # psycopg's, read without a round trip
+        used.add(info.backend_pid if info is not None else id(dbapi_connection))
+
+    for engine in dict.fromkeys((store.engine, store.autocommit_engine)):
+        event.listen(engine, "checkout", checkout)
+    record = store.get(TOOL, "before")  # the SQLAlchemy path first, on the pool
+    assert record is not None and record.result == "before", record
+    for i in range(CHILD_KEYS):
+        store.complete(TOOL, f"child-{i}", _claim(store, f"child-{i}").token, i)
+    batch = store.claim_many([ClaimRequest(TOOL, f"child-batch-{i}", FP) for i in range(5)])
+    for i, claim in enumerate(batch):
+        assert isinstance(claim, Acquired), claim
+        store.complete(TOOL, f"child-batch-{i}", claim.token, i)
+    with store.transaction(TOOL, "child-txn", _claim(store, "child-txn").token) as txn:
+        txn.complete("txn")
+    assert store.claim(TOOL, "child-0", FP) == Cached(0)
+    ids = {"kept": _connection_ids(store), "pooled": _pooled_ids(store)}
+    store.close()  # closes the child's own connections only
+    return {**ids, "used": sorted(used)}
+
+
+def _run_child(store: SqlDedupStore, write: int) -> None:
+    """The forked child's whole life: its calls, a report on the pipe, and its exit status."""
+    status = 1
+    try:
+        try:
+            report = {"ok": True, **_child_calls(store)}
+            status = 0
+        except BaseException as exc:
+            report = {"ok": False, "error": repr(exc)}
+        os.write(write, json.dumps(report).encode())
+    finally:
+        os._exit(status)  # no pytest teardown, no finalisers: only what the calls did
+
+
+def _parent_calls(store: SqlDedupStore, n: int) -> None:
+    key = f"parent-{n}"
+    store.complete(TOOL, key, _claim(store, key).token, n)
+    record = store.get(TOOL, key)
+    assert record is not None and record.result == n, record
+
+
+def test_a_forked_child_leaves_the_parents_kept_connections_alone(
+    forking_store: SqlDedupStore,
+) -> None:
+    store = forking_store
+    # Before the fork: a connection kept, and idle ones in the pools (a transaction's, a read's).
+    claim = _claim(store, "before")
+    with store.transaction(TOOL, "before", claim.token) as txn:
+        txn.complete("before")
+    assert store.get(TOOL, "before") is not None
+    _parent_calls(store, 0)
+    kept = _kept_connections(store)
+    parent_ids = _connection_ids(store)
+    parent_pooled = _pooled_ids(store)
+    assert len(kept) == 1 and len(parent_ids) == 1
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        _run_child(store, write)
+    os.close(write)
+    # The parent goes on with its calls while the child makes its own.
+    errors: list[BaseException] = []
+    calls = 0
+    status: int | None = None
+    deadline = time.monotonic() + CHILD_DEADLINE
+    try:
+        while status is None:
+            calls += 1
+            try:
+                _parent_calls(store, calls)
+            except Exception as exc:
+                errors.append(exc)
+            done, wait_status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = os.waitstatus_to_exitcode(wait_status)
+            elif time.monotonic() > deadline:
+                raise AssertionError(f"the forked child ran past {CHILD_DEADLINE}s")
+        with os.fdopen(read, "rb") as pipe:
+            read = -1
+            report = json.loads(pipe.read() or b"{}")
+    finally:
+        if status is None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        if read >= 0:
+            os.close(read)
+
+    assert status == 0 and report.get("ok"), report
+    assert errors == [], errors
+    # The child opened connections of its own.
+    parents = {*parent_ids, *parent_pooled}
+    assert report["kept"] and not set(report["kept"]) & parents, (report, parents)
+    assert report["pooled"] and not set(report["pooled"]) & parents, (report, parents)
+    assert report["used"] and not set(report["used"]) & parents, (report, parents)
+    # The parent's session was not disturbed: the same connection, still in step with the
+    # server, and its pools' connections too.
+    after = _kept_connections(store)
+    assert len(after) == 1 and after[0] is kept[0]
+    assert _connection_ids(store) == parent_ids
+    assert _pooled_ids(store) == parent_pooled
+    for n in range(calls + 1, calls + 6):
+        _parent_calls(store, n)
+    assert _kept_connections(store)[0] is kept[0]
+    assert store.claim(TOOL, f"child-{CHILD_KEYS - 1}", FP) == Cached(CHILD_KEYS - 1)
+    assert store.claim(TOOL, "child-txn", FP) == Cached("txn")
+    record = store.get(TOOL, "child-batch-4")
+    assert record is not None and record.result == 4

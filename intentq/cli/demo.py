@@ -11,7 +11,10 @@ import typer
 from intentq.cli.exits import CliError, ExitCode
 from intentq.cli.output import console
 
-EPILOG = "Example:  intentq demo --dir ./demo-run   (keeps the SQLite files and demo.log there)"
+EPILOG = (
+    "Example:  intentq demo --dir ./demo-run   (keeps the SQLite files and demo.log there;"
+    " run it again and it starts over)"
+)
 
 
 def demo(
@@ -19,7 +22,12 @@ def demo(
         Path | None,
         typer.Option(
             "--dir",
-            help="Folder for the demo's SQLite files and log (default: a temporary folder).",
+            help=(
+                "Folder for the demo's SQLite files and log (default: a temporary folder). "
+                "Each run starts from empty files: it replaces demo-intentq.db, "
+                "demo-broker.db, demo-tools.db and demo.log there (with their SQLite -wal, "
+                "-shm, -journal files) and touches nothing else in the folder."
+            ),
             file_okay=False,
         ),
     ] = None,

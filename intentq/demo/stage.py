@@ -19,21 +19,30 @@ from intentq.demo.embedded import EmbeddedWorker
 from intentq.demo.tools import World, build_registry
 from intentq.dlq.base import DeadLetter, DeadLetterStore
 from intentq.dlq.factory import open_dlq
+from intentq.errors import IntentqError
 from intentq.intent import Intent
 from intentq.ops.init import init_resources
 
 QUEUE = "intentq-demo"
+# The demo's own files, named so that none is a file another command uses by default
+# (``intentq.db``, ``intentq-broker.db``): a run replaces these and touches nothing else.
+STORE_FILE = "demo-intentq.db"  # store and DLQ
+BROKER_FILE = "demo-broker.db"
+TOOLS_FILE = "demo-tools.db"
+LOG_FILE = "demo.log"
+DATABASES = (STORE_FILE, BROKER_FILE, TOOLS_FILE)
+SQLITE_SIDECARS = ("", "-journal", "-wal", "-shm")
 
 
 def demo_settings(directory: Path) -> Settings:
     """The embedded default, in ``directory``, with retries quick enough to watch."""
-    db = directory.resolve() / "intentq.db"
+    db = directory.resolve() / STORE_FILE
     return Settings(
         transport="celery",
         app=None,
         dedup_url=f"sqlite:///{db}",
         dlq_url=f"sqlite:///{db}",
-        broker_url=f"sqla+sqlite:///{directory.resolve() / 'broker.db'}",
+        broker_url=f"sqla+sqlite:///{directory.resolve() / BROKER_FILE}",
         celery_queue=QUEUE,
         key_prefix="intentq",
         # A duplicate that finds its key busy comes back when the lease would run out: keep
@@ -45,11 +54,32 @@ def demo_settings(directory: Path) -> Settings:
     )
 
 
+def clear_previous_run(directory: Path) -> list[str]:
+    """Remove the databases an earlier demo run left in ``directory``; returns their names.
+
+    Only the demo's own file names (and SQLite's journal files next to them) are removed, so
+    every run starts from empty tables and its checks count that run alone.
+    """
+    removed = []
+    for name in DATABASES:
+        for path in (directory / f"{name}{suffix}" for suffix in SQLITE_SIDECARS):
+            if not path.exists() and not path.is_symlink():
+                continue
+            if path.is_dir() and not path.is_symlink():
+                raise IntentqError(f"{path} is a folder, not a demo file: pick another --dir")
+            path.unlink()
+            removed.append(path.name)
+    return removed
+
+
 @contextmanager
 def logs_in(directory: Path) -> Iterator[Path]:
-    """Send the log to ``directory/demo.log`` while the demo runs: its screen is its tables."""
-    path = directory / "demo.log"
-    handler = logging.FileHandler(path, encoding="utf-8")
+    """Send the log to ``directory/demo.log`` while the demo runs: its screen is its tables.
+
+    An earlier run's log is replaced, like its databases.
+    """
+    path = directory / LOG_FILE
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
@@ -81,6 +111,7 @@ class Stage:
     worker: EmbeddedWorker | None = None
     checked: Any = None  # a producer that validates against the tools first deployed
     plain: Any = None  # an old agent's producer: checks nothing before sending
+    replaced: list[str] = field(default_factory=list)  # files an earlier run left, removed
     handled: Counter[tuple[str, str]] = field(default_factory=Counter)
     answered: Counter[tuple[str, str]] = field(default_factory=Counter)  # with a result
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -107,13 +138,15 @@ class Stage:
 
     @classmethod
     def open(cls, directory: Path) -> Stage:
+        """A fresh stage in ``directory``: an earlier run's databases are replaced."""
+        replaced = clear_previous_run(directory)
         settings = demo_settings(directory)
         init_resources(settings)  # what `intentq init` does: the store's and the DLQ's tables
         store = open_store(settings.dedup_url, settings.key_prefix)
         dlq = open_dlq(settings.dlq_url)
-        world = World(directory / "demo-tools.db")
+        world = World(directory / TOOLS_FILE)
         world.lease_probe = lambda tool, key: _lease_until(store, tool, key)
-        return cls(directory, settings, world, store, dlq)
+        return cls(directory, settings, world, store, dlq, replaced=replaced)
 
     def deploy(self, *, fixed: bool) -> None:
         """(Re)start the worker with the tools as first deployed, or with the fix."""

@@ -194,6 +194,11 @@ def run_demo(directory: Path, out: Console) -> list[Check]:
     story = Story()
     try:
         out.print(f"[bold]intentq demo[/bold] in {directory}  (store, DLQ and broker: SQLite)")
+        if stage.replaced:
+            out.print(
+                f"  started from empty files: removed an earlier run's {', '.join(stage.replaced)}"
+                " (nothing else in the folder is touched)"
+            )
         stage.deploy(fixed=False)
         settled_one = act_one(stage, story, out)
         settled_two = act_two(stage, story, out)

@@ -1,5 +1,6 @@
-"""The Redis store's own connections: never shared across a fork, dropped when cut, and
-clients it cannot take connections from directly keep working through redis-py."""
+"""The Redis store's own connections: never shared across a fork, dropped when cut, replaced
+when the server closed them while idle, and clients it cannot take connections from directly
+keep working through redis-py."""
 
 from __future__ import annotations
 
@@ -75,9 +76,51 @@ def test_a_connection_cut_by_the_server_is_dropped_not_reused(
     assert _client_id(store) != first
 
 
+def test_an_idle_connection_the_server_closed_is_replaced_before_use(
+    store: RedisDedupStore, own_redis: RedisServer
+) -> None:
+    assert store._direct is not None
+    first = _client_id(store)
+    admin = redis.Redis.from_url(own_redis.url)
+    try:
+        admin.client_kill_filter(_id=first)
+    finally:
+        admin.close()
+    store._direct.idle_check = 0.0  # every connection counts as idle: it is polled first
+    claim = store.claim(TOOL, "after-idle-cut", FP)
+    assert isinstance(claim, Acquired) and claim.attempt == 1 and not claim.takeover
+    assert _client_id(store) != first
+
+
+def test_an_error_reply_leaves_the_connection_in_step(store: RedisDedupStore) -> None:
+    assert store._direct is not None
+    first = _client_id(store)
+    with pytest.raises(redis.ResponseError, match="unknown command"):
+        store._direct.call("NO-SUCH-COMMAND")
+    replies = store._direct.batch([("PING",), ("NO-SUCH-COMMAND",), ("ECHO", "x")])
+    assert replies[0] == b"PONG" and replies[2] == b"x"
+    assert isinstance(replies[1], redis.ResponseError)
+    assert _client_id(store) == first  # the same connection, still usable
+
+
+def test_a_client_that_decodes_replies_gets_the_same_records(own_redis: RedisServer) -> None:
+    store = RedisDedupStore.from_url(own_redis.url, prefix="text", decode_responses=True)
+    try:
+        assert store._direct is not None
+        claim = store.claim(TOOL, "k", FP)
+        assert isinstance(claim, Acquired)
+        store.complete(TOOL, "k", claim.token, {"ok": "yes"})
+        assert store.claim(TOOL, "k", FP) == Cached({"ok": "yes"})
+        record = store.get(TOOL, "k")
+        assert record is not None and record.result == {"ok": "yes"}
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize(
     "make_client",
     [
+        pytest.param(lambda url: redis.Redis.from_url(url, protocol=3), id="resp3"),
         pytest.param(
             lambda url: redis.Redis.from_url(url, single_connection_client=True), id="single"
         ),

@@ -25,11 +25,13 @@ from botocore.exceptions import ClientError
 from intentq.dlq.base import DeadLetter, DeadLetterStore, LetterFilter, Page
 from intentq.dlq.filtering import matches
 from intentq.dlq.sqs_codec import MAX_MESSAGE_BYTES, encode, order_key
-from intentq.dlq.sqs_errors import error_code, translated
+from intentq.dlq.sqs_errors import translated
 from intentq.dlq.sqs_hold import Hold
 from intentq.dlq.sqs_scan import Held, Scanner, best, unique
 from intentq.errors import ConfigError, DLQError, DLQUnavailable, LetterNotFound
 from intentq.intent import new_intent_id
+from intentq.sqs_client import new_client
+from intentq.sqs_errors import error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -112,22 +114,13 @@ class SqsDeadLetterStore(DeadLetterStore):
             raise ConfigError(f"no queue name in the DLQ URL {url!r}: use sqs://queue-name")
         owns = client is None
         if client is None:
-            import boto3
-            from botocore.config import Config
-
-            config = Config(
-                retries={"mode": "standard", "max_attempts": 3},
-                connect_timeout=5,
-                read_timeout=scan_wait_seconds + 30,  # outlast a long poll
-            )
             with translated(name, "client setup"):
-                client = boto3.session.Session().client(
-                    "sqs",
+                client = new_client(
+                    region=region,
                     endpoint_url=endpoint_url,
-                    region_name=region,
                     aws_access_key_id=aws_access_key_id,
                     aws_secret_access_key=aws_secret_access_key,
-                    config=config,
+                    read_timeout=scan_wait_seconds + 30,  # outlast a long poll
                 )
         return cls(
             client,

@@ -14,10 +14,14 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_age(text: str) -> timedelta:
-    """``"90s"``, ``"30m"``, ``"12h"``, ``"7d"``, ``"2w"`` -> a ``timedelta``."""
+    """``"90s"``, ``"30m"``, ``"12h"``, ``"7d"``, ``"2w"`` -> a ``timedelta``; ``ValueError`` else.
+
+    The unit is required: a bare ``7`` could mean seconds or days, and purging by the wrong
+    one deletes letters meant to stay. ``intentq.ops.parse_duration`` is this same function.
+    """
     match = _AGE.match(text)
     if match is None:
-        raise ValueError(f"not an age: {text!r} (use e.g. 90s, 30m, 12h, 7d, 2w)")
+        raise ValueError(f"not an age: {text!r} (a number with a unit: e.g. 90s, 30m, 12h, 7d, 2w)")
     return timedelta(seconds=float(match[1]) * _UNITS[match[2].lower()])
 
 

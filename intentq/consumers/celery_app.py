@@ -18,11 +18,10 @@ from intentq.consumers.celery_task import IdempotentTask
 from intentq.dedup.base import DedupStore
 from intentq.dlq.base import DeadLetterStore
 from intentq.registry import Registry
+from intentq.sqs_queues import MAX_VISIBILITY
 
 # Seconds a broker keeps a delivered message hidden beyond the longest lease or retry delay.
 VISIBILITY_MARGIN = 60.0
-# SQS refuses visibility timeouts above 12 hours.
-MAX_VISIBILITY_TIMEOUT = 12 * 3600
 # How long a prefork pool waits for a killed child's last result before calling it lost.
 # Celery waits 10 s; here a missed result costs only a redelivery the store answers.
 WORKER_LOST_WAIT = 2.0
@@ -39,7 +38,8 @@ def visibility_timeout(settings: Settings, registry: Registry | None = None) -> 
     """
     leases = [settings.lease, *(spec.lease for spec in registry or () if spec.lease)]
     longest = max(max(leases), settings.backoff_max)
-    return min(math.ceil(longest + VISIBILITY_MARGIN), MAX_VISIBILITY_TIMEOUT)
+    # Within the 12 hours SQS allows, whatever the broker.
+    return min(math.ceil(longest + VISIBILITY_MARGIN), MAX_VISIBILITY)
 
 
 def transport_options(settings: Settings, registry: Registry | None = None) -> dict[str, Any]:

@@ -402,7 +402,7 @@ def _send_to_dlq(
     tb: str | None = None,
     letter_id: str = "",
 ) -> SendToDLQ:
-    """The one place a dead letter is built: dead now, first seen now."""
+    """The one place the executor builds a dead letter: dead now, first seen now."""
     now = _now()
     return SendToDLQ(
         DeadLetter(

@@ -5,7 +5,8 @@ fenced conditional UPDATE; every time is the database's clock. Each call is one 
 statement (a claim that takes over an abandoned or expired record, two; on SQLite a claim of a
 key that exists reads it in a second one). An SQLite statement that writes takes the write
 lock as it starts, like ``BEGIN IMMEDIATE``, so processes sharing the file queue on it; a
-batch, a transactional completion and other calls through SQLAlchemy begin IMMEDIATE.
+batch, a transactional completion and the writing calls through SQLAlchemy begin IMMEDIATE,
+while a read (``get``) begins DEFERRED and never waits for a writer.
 """
 
 from __future__ import annotations

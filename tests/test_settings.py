@@ -113,3 +113,22 @@ def test_concurrency_defaults_per_transport_unless_set(monkeypatch: pytest.Monke
     monkeypatch.setenv("INTENTQ_CONCURRENCY", "3")
     s = Settings.load()
     assert (s.concurrency_for("sqs"), s.concurrency_for("celery")) == (3, 3)
+
+
+@pytest.mark.parametrize(
+    "url", ["not-a-url", "localhost:4566", "ftp://sqs.example.com", "http://", "https:///path"]
+)
+def test_sqs_endpoint_url_must_be_http_with_a_host(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("INTENTQ_SQS_ENDPOINT_URL", url)
+    with pytest.raises(ConfigError, match=r"bad setting sqs_endpoint_url: .* is not an http"):
+        Settings.load()
+
+
+@pytest.mark.parametrize(
+    "url", ["http://localhost:4566", "https://sqs.eu-west-1.amazonaws.com", "http://[::1]:9324"]
+)
+def test_sqs_endpoint_url_accepted(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("INTENTQ_SQS_ENDPOINT_URL", url)
+    assert Settings.load().sqs_endpoint_url == url

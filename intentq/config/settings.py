@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -74,6 +75,19 @@ class Settings(BaseSettings):
     def _check_app(cls, value: str | None) -> str | None:
         if value is not None and value.count(":") != 1:
             raise ValueError("app must look like 'package.module:registry'")
+        return value
+
+    @field_validator("sqs_endpoint_url")
+    @classmethod
+    def _check_sqs_endpoint_url(cls, value: str | None) -> str | None:
+        # boto3 would refuse it only when a client is made, as a bare ValueError.
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(
+                    f"{redacted(value)!r} is not an http:// or https:// URL with a host, "
+                    "like http://localhost:4566"
+                )
         return value
 
     @classmethod

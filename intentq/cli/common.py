@@ -5,14 +5,51 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+# typer vendors its own click; its exceptions live there.
+from typer._click import exceptions as click_exc
+from typer._click.globals import get_current_context
+
 from intentq.cli.exits import CliError, ExitCode
+from intentq.config.redact import redacted
 from intentq.config.settings import Settings
+from intentq.errors import ConfigError
 from intentq.registry import Registry
+
+
+def either(values: tuple[str, ...]) -> str:
+    """``a, b or c``."""
+    return " or ".join(filter(None, (", ".join(values[:-1]), values[-1])))
+
+
+def choice(option: str, values: tuple[str, ...]) -> Callable[[str], str]:
+    """A parser for an option that takes one of ``values`` (any case): a bad value is a
+    usage error, reported before the command does anything."""
+    by_fold = {value.casefold(): value for value in values}
+
+    def parse(text: str) -> str:
+        value = by_fold.get(text.casefold())
+        if value is None:
+            raise click_exc.UsageError(
+                f"{option} must be {either(values)}, not {text!r}",
+                ctx=get_current_context(silent=True),
+            )
+        return value
+
+    return parse
+
+
+def metavar(values: tuple[str, ...]) -> str:
+    """How help shows a choice: ``[a|b|c]``."""
+    return f"[{'|'.join(values)}]"
+
+
+TRANSPORTS = ("celery", "sqs")
 
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print one JSON document (for scripts) instead of tables.")
@@ -21,6 +58,8 @@ TransportOpt = Annotated[
     str | None,
     typer.Option(
         "--transport",
+        parser=choice("--transport", TRANSPORTS),
+        metavar=metavar(TRANSPORTS),
         help="celery or sqs (default: INTENTQ_TRANSPORT, else celery).",
         show_default=False,
     ),
@@ -36,10 +75,38 @@ AppOpt = Annotated[
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings now; options given on the command line win."""
     given = {name: value for name, value in overrides.items() if value is not None}
-    transport = given.get("transport")
-    if transport is not None and transport not in ("celery", "sqs"):
-        raise CliError(f"--transport must be celery or sqs, not {transport!r}", ExitCode.USAGE)
     return Settings.load(**given)
+
+
+def check_broker(settings: Settings) -> Settings:
+    """``settings``, once a Celery transport's broker URL is known to name a kombu transport."""
+    if settings.transport == "celery":
+        check_broker_url(settings.broker_url)
+    return settings
+
+
+def check_broker_url(url: str) -> None:
+    """Refuse a Celery broker URL whose scheme names no kombu transport (``ConfigError``).
+
+    kombu would only say so when connecting, as a bare ``KeyError``. The transport is the
+    scheme, or what comes before ``+`` in it (``sqla+sqlite://``); each ``;``-separated
+    failover URL is checked.
+    """
+    from kombu.transport import TRANSPORT_ALIASES
+
+    for part in url.split(";"):
+        scheme, sep, _ = part.strip().partition("://")
+        transport = scheme.partition("+")[0]
+        if sep and (transport in TRANSPORT_ALIASES or transport.lower() in TRANSPORT_ALIASES):
+            continue
+        if sep:
+            shown, what = redacted(url), f"kombu has no transport {transport!r}"
+        else:  # no scheme for ``redacted`` to find user:password@ after: mask it all
+            shown, what = f"***@{url.rpartition('@')[2]}" if "@" in url else url, "no scheme"
+        raise ConfigError(
+            f"unsupported broker URL {shown!r} ({what}): use amqp://, redis://, "
+            "sqs:// or sqla+sqlite:///... (any kombu transport)"
+        )
 
 
 def parse_args_json(text: str) -> dict[str, Any]:

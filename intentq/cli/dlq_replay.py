@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from intentq.cli.common import JsonFlag, TransportOpt, load_settings, usage
+from intentq.cli.common import JsonFlag, TransportOpt, check_broker, load_settings, usage
 from intentq.cli.exits import CliError
 from intentq.cli.output import console, examples, print_json, table
 from intentq.cli.selectors import (
@@ -83,7 +83,7 @@ def replay(
         raise usage("give letter ids, or --all, or filters: not several")
     if all_letters and has_conditions(f):
         raise usage("--all replays every letter: drop it to use filters")
-    settings = load_settings(transport=transport)
+    settings = check_broker(load_settings(transport=transport))
     with opened_dlq(settings) as dlq, opened_store(settings) as store, _sender(settings) as send:
         letters: list[DeadLetter] | Iterator[DeadLetter]
         if ids:

@@ -13,6 +13,7 @@ from intentq.cli.common import (
     AppOpt,
     JsonFlag,
     TransportOpt,
+    check_broker,
     load_app_registry,
     load_settings,
     parse_args_json,
@@ -65,7 +66,7 @@ def enqueue(
     from intentq.ops.resources import is_sqs_dlq, opened_dlq, opened_store
     from intentq.producer import Producer
 
-    settings = load_settings(transport=transport, app=app)
+    settings = check_broker(load_settings(transport=transport, app=app))
     registry = load_app_registry(settings.app) if settings.app else None
     arguments = parse_args_json(args)
     with ExitStack() as stack:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from intentq.cli.common import JsonFlag, TransportOpt, load_settings
+from intentq.cli.common import JsonFlag, TransportOpt, check_broker, load_settings
 from intentq.cli.output import console, examples, print_json, table
 
 EPILOG = examples(
@@ -19,7 +19,7 @@ def init(transport: TransportOpt = None, as_json: JsonFlag = False) -> None:
     """
     from intentq.ops.init import init_resources
 
-    steps = init_resources(load_settings(transport=transport))
+    steps = init_resources(check_broker(load_settings(transport=transport)))
     if as_json:
         print_json({"steps": [step.__dict__ for step in steps]})
         return

@@ -4,15 +4,31 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from intentq.cli.common import AppOpt, TransportOpt, load_app_registry, load_settings
-from intentq.cli.exits import CliError, ExitCode
-from intentq.errors import ConfigError
+from intentq.cli.common import (
+    AppOpt,
+    TransportOpt,
+    check_broker,
+    choice,
+    load_app_registry,
+    load_settings,
+    metavar,
+)
+from intentq.cli.exits import CliError, code_for
+from intentq.config.settings import DEFAULT_CELERY_CONCURRENCY, DEFAULT_SQS_CONCURRENCY
+from intentq.errors import ConfigError, IntentqError
+
+if TYPE_CHECKING:
+    from intentq.config.settings import Settings
+    from intentq.registry import Registry
 
 EPILOG = "Example:  intentq worker --transport sqs --app myapp.tools:registry --concurrency 16"
+
+POOLS = ("prefork", "threads", "solo")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def worker(
@@ -20,36 +36,78 @@ def worker(
     app: AppOpt = None,
     concurrency: Annotated[
         int | None,
-        typer.Option("--concurrency", min=1, help="Threads (SQS) or processes (Celery)."),
+        typer.Option(
+            "--concurrency",
+            min=1,
+            help=(
+                "Tools running at once: threads with SQS, processes with Celery (default: "
+                f"INTENTQ_CONCURRENCY, else {DEFAULT_SQS_CONCURRENCY} threads with SQS, "
+                f"{DEFAULT_CELERY_CONCURRENCY} processes with Celery)."
+            ),
+        ),
     ] = None,
     pool: Annotated[
-        str, typer.Option("--pool", help="Celery pool: prefork, threads or solo.")
+        str,
+        typer.Option(
+            "--pool",
+            parser=choice("--pool", POOLS),
+            metavar=metavar(POOLS),
+            help="Celery only: the worker pool (the SQS worker always runs threads).",
+        ),
     ] = "prefork",
-    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING.")] = "INFO",
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level",
+            parser=choice("--log-level", LOG_LEVELS),
+            metavar=metavar(LOG_LEVELS),
+            help="Log level, in any case.",
+        ),
+    ] = "INFO",
 ) -> None:
     """Consume intents until SIGTERM/SIGINT: each tool runs at most once per key.
 
     SIGTERM stops receiving, lets running tools finish (INTENTQ_SHUTDOWN_GRACE) and gives
-    back what has not started.
+    back what has not started. Exits 3 on bad settings, 4 if the SQS queue (or a store the
+    worker opens) cannot be reached at start.
     """
-    settings = load_settings(transport=transport, app=app, concurrency=concurrency)
+    settings = check_broker(load_settings(transport=transport, app=app, concurrency=concurrency))
     if not settings.app:
         raise ConfigError("no tools to run: pass --app package.module:registry or set INTENTQ_APP")
-    if pool not in ("prefork", "threads", "solo"):
-        raise CliError(f"--pool must be prefork, threads or solo, not {pool!r}", ExitCode.USAGE)
     registry = load_app_registry(settings.app)
     if settings.transport == "sqs":
-        from intentq.consumers.sqs import run_worker as run_sqs
-
         logging.basicConfig(
-            level=log_level.upper(),
+            level=log_level,
             stream=sys.stderr,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
-        code = run_sqs(settings, registry)
+        code = _run_sqs(settings, registry)
     else:
         from intentq.consumers.celery import run_worker as run_celery
 
-        code = run_celery(settings, registry, concurrency, pool, loglevel=log_level.upper())
+        code = run_celery(settings, registry, concurrency, pool, loglevel=log_level)
     if code:
         raise CliError(f"the worker stopped with status {code} (see its log above)")
+
+
+def _run_sqs(settings: Settings, registry: Registry) -> int:
+    """``intentq.consumers.sqs.run_worker``, except that a start error is raised, not logged:
+    its kind picks the exit code (unreachable 4, bad settings 3, anything else 1)."""
+    from intentq.consumers.sqs import EXIT_ABANDONED, EXIT_OK, SqsWorker, stop_on_signals
+
+    try:
+        sqs_worker = SqsWorker(settings, registry)
+    except IntentqError as exc:
+        raise _start_error(exc) from exc
+    with sqs_worker:
+        try:
+            sqs_worker.queue  # noqa: B018 - look the queue up now: a start error if it fails
+        except IntentqError as exc:
+            raise _start_error(exc) from exc
+        with stop_on_signals(sqs_worker):
+            sqs_worker.run()
+    return EXIT_ABANDONED if sqs_worker.unfinished else EXIT_OK
+
+
+def _start_error(exc: IntentqError) -> CliError:
+    return CliError(f"cannot start the SQS worker: {exc}", code_for(exc))

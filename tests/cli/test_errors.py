@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from intentq.cli.common import check_broker_url
 from intentq.cli.exits import ExitCode
 from tests.cli.conftest import Env
 from tests.support.net import free_port
@@ -145,7 +146,14 @@ def test_unknown_letter_id(env: Env, command: list[str]) -> None:
         (["dlq", "list", "--limit", "0"], "--limit"),
         (["dlq", "replay", "--all", "--rate", "0"], "--rate"),
         (["enqueue", "book_slot", "--transport", "kafka"], "--transport must be celery or sqs"),
-        (["worker", "--pool", "gevent", "--app", APP], "--pool"),
+        (["worker", "--pool", "gevent", "--app", APP], "--pool must be prefork, threads or solo"),
+        (["worker", "--transport", "kafka", "--app", APP], "--transport must be celery or sqs"),
+        (["init", "--transport", "SQS2"], "--transport must be celery or sqs"),
+        # Refused before the app is imported (it does not exist: importing it would be exit 3).
+        (
+            ["worker", "--log-level", "LOUD", "--app", "no.such.module:registry"],
+            "--log-level must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not 'LOUD'",
+        ),
         (["dlq", "explode"], "No such command"),
         (["result", "book_slot"], "Missing argument"),
     ],
@@ -196,3 +204,77 @@ def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
     assert ran.code == ExitCode.UNAVAILABLE
     assert "Redis store unavailable" in ran.one_error_line()
     assert ran.stdout == ""
+
+
+def test_worker_log_level_in_any_case(offline: Env) -> None:
+    ran = offline.run("worker", "--log-level", "warning", "--app", "no.such.module:registry")
+    assert ran.code == ExitCode.CONFIG  # the level passed; the app that does not import did not
+    assert "cannot import 'no.such.module'" in ran.one_error_line()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["worker", "--app", APP],
+        ["enqueue", "book_slot", "--args", "{}"],
+        ["dlq", "replay", "--all"],
+        ["init"],
+    ],
+)
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        (
+            "bogus://user:secret@host/0",
+            "'bogus://user:***@host/0' (kombu has no transport 'bogus')",
+        ),
+        ("user:secret@host", "'***@host' (no scheme)"),
+    ],
+)
+def test_broker_url_kombu_cannot_use(offline: Env, command: list[str], url: str, says: str) -> None:
+    ran = offline.with_(INTENTQ_BROKER_URL=url).run(*command)
+    assert ran.code == ExitCode.CONFIG
+    line = ran.one_error_line()
+    assert f"unsupported broker URL {says}" in line
+    assert "secret" not in line
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqla+sqlite:///intentq-broker.db",
+        "redis://:pw@127.0.0.1:6379/0",
+        "amqp://guest@127.0.0.1//;amqp://guest@127.0.0.2//",
+        "sqs://",
+        "memory://",
+    ],
+)
+def test_broker_urls_kombu_can_use(url: str) -> None:
+    check_broker_url(url)
+
+
+@pytest.mark.parametrize(
+    "command", [["worker", "--app", APP], ["enqueue", "book_slot", "--args", "{}"], ["init"]]
+)
+@pytest.mark.parametrize("url", ["not-a-url", "ftp://sqs.example.com", "http://"])
+def test_bad_sqs_endpoint_url(offline: Env, command: list[str], url: str) -> None:
+    ran = offline.with_(INTENTQ_TRANSPORT="sqs", INTENTQ_SQS_ENDPOINT_URL=url).run(*command)
+    assert ran.code == ExitCode.CONFIG
+    line = ran.one_error_line()
+    assert f"bad setting sqs_endpoint_url: Value error, {url!r} is not an http" in line
+
+
+def test_worker_with_an_unreachable_sqs_endpoint(offline: Env) -> None:
+    ran = offline.with_(
+        INTENTQ_TRANSPORT="sqs", INTENTQ_SQS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}"
+    ).run("worker", "--app", APP)
+    assert ran.code == ExitCode.UNAVAILABLE
+    line = ran.one_error_line()
+    assert "cannot start the SQS worker: SQS GetQueueUrl" in line
+    assert "Could not connect" in line
+
+
+def test_worker_on_a_missing_queue_is_a_plain_failure(env: Env) -> None:
+    ran = env.with_(INTENTQ_SQS_QUEUE="no-such-queue-here").run("worker", "--app", APP)
+    assert ran.code == ExitCode.FAILURE
+    assert "SQS queue 'no-such-queue-here' does not exist" in ran.one_error_line()

@@ -53,3 +53,13 @@ def test_version() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.stdout.strip() == f"intentq {__version__}"
+
+
+def test_worker_help_gives_choices_and_defaults() -> None:
+    result = CliRunner().invoke(app, ["worker", "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.replace("│", " ").split())
+    assert "--transport [celery|sqs]" in text
+    assert "--pool [prefork|threads|solo] Celery only" in text
+    assert "--log-level [DEBUG|INFO|WARNING|ERROR|CRITICAL] Log level, in any case" in text
+    assert "else 20 threads with SQS, 8 processes with Celery" in text

@@ -45,10 +45,16 @@ def root(
         ),
     ] = False,
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")
+        bool,
+        typer.Option(
+            "--debug",
+            help="Show the traceback of an unexpected error (before the command: "
+            "intentq --debug dlq list).",
+        ),
     ] = False,
 ) -> None:
     """Safe-to-retry tool intents over Celery and Amazon SQS."""
+    # Nothing to do here: IntentqGroup.invoke reads --debug from the parsed root options.
 
 
 app.command("demo", epilog=demo_cmd.EPILOG)(demo_cmd.demo)

@@ -10,17 +10,23 @@ import typer
 
 # typer vendors its own click; its exceptions live there.
 from typer._click import exceptions as click_exc
+from typer._click.core import Context
 from typer.core import TyperGroup
 
 from intentq.cli.exits import CliError, ExitCode, code_for
 from intentq.cli.output import error_line
 from intentq.errors import IntentqError
 
-DEBUG_FLAG = "--debug"
-
 
 class IntentqGroup(TyperGroup):
-    """Runs the command non-standalone and turns every exception into one error line."""
+    """Runs the command non-standalone and turns every exception into one error line.
+
+    ``intentq --debug COMMAND`` lets an unexpected error (and an intentq one) show its
+    traceback instead: the flag is the root's own option, so it counts only before the
+    command's name, as the root parsed it; a ``--debug`` later in the line is not it.
+    """
+
+    debug = False
 
     def main(
         self,
@@ -40,7 +46,7 @@ class IntentqGroup(TyperGroup):
     def _run(
         self, argv: list[str], prog_name: str, complete_var: str | None, extra: dict[str, Any]
     ) -> ExitCode | int:
-        debug = DEBUG_FLAG in argv
+        self.debug = False
         try:
             rv = super().main(
                 args=argv,
@@ -53,7 +59,7 @@ class IntentqGroup(TyperGroup):
             error_line(exc.message)
             return exc.code
         except IntentqError as exc:
-            if debug:
+            if self.debug:
                 raise
             error_line(str(exc))
             return code_for(exc)
@@ -80,13 +86,19 @@ class IntentqGroup(TyperGroup):
         except BrokenPipeError:
             return ExitCode.FAILURE
         except Exception as exc:
-            if debug:
+            if self.debug:
                 raise
             error_line(f"unexpected {type(exc).__name__}: {exc} (--debug shows the traceback)")
             return ExitCode.FAILURE
         if isinstance(rv, int):  # an Exit(code) raised inside the command comes back as int
             return rv
         return ExitCode.OK
+
+    def invoke(self, ctx: Context) -> Any:
+        # The root's options are parsed by now, the command's not yet: a usage error in
+        # them has no traceback to show anyway.
+        self.debug = bool(ctx.params.get("debug"))
+        return super().invoke(ctx)
 
 
 def typer_app(**kwargs: Any) -> typer.Typer:

@@ -278,3 +278,34 @@ def test_worker_on_a_missing_queue_is_a_plain_failure(env: Env) -> None:
     ran = env.with_(INTENTQ_SQS_QUEUE="no-such-queue-here").run("worker", "--app", APP)
     assert ran.code == ExitCode.FAILURE
     assert "SQS queue 'no-such-queue-here' does not exist" in ran.one_error_line()
+
+
+@pytest.fixture
+def broken_dlq_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``dlq list`` and ``dlq show`` fail with an error intentq did not expect."""
+
+    def boom(**overrides: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("intentq.cli.dlq.load_settings", boom)
+
+
+@pytest.mark.usefixtures("broken_dlq_commands")
+def test_debug_before_the_command_shows_the_traceback(offline: Env) -> None:
+    with pytest.raises(RuntimeError, match="boom"):
+        offline.run("--debug", "dlq", "list")
+
+
+@pytest.mark.usefixtures("broken_dlq_commands")
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["dlq", "list"],
+        ["dlq", "list", "--tool", "--debug"],  # a tool named --debug
+        ["dlq", "show", "--", "--debug"],  # a letter id
+    ],
+)
+def test_debug_anywhere_else_is_not_the_flag(offline: Env, command: list[str]) -> None:
+    ran = offline.run(*command)
+    assert ran.code == ExitCode.FAILURE
+    assert "unexpected RuntimeError: boom (--debug shows the traceback)" in ran.one_error_line()

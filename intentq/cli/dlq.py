@@ -12,13 +12,14 @@ from intentq.cli.common import JsonFlag, load_settings
 from intentq.cli.dlq_purge import PURGE_EPILOG, purge
 from intentq.cli.dlq_replay import REPLAY_EPILOG, replay
 from intentq.cli.group import typer_app
-from intentq.cli.output import console, print_json, show_fields, table, when
+from intentq.cli.output import console, examples, print_json, show_fields, table, when
 from intentq.cli.selectors import (
     ErrorTypeOpt,
     ReasonOpt,
     SinceOpt,
     ToolOpt,
     UntilOpt,
+    find_letters,
     letter_filter,
 )
 
@@ -68,9 +69,20 @@ def list_letters(
     out.print(f"{len(rows)} letter(s){more}")
 
 
-@dlq_app.command("show", epilog="Example:  intentq dlq show 0192f5a8-...-9c1e --json")
+@dlq_app.command(
+    "show",
+    epilog=examples(
+        "intentq dlq show 01a2265c-16c3-7000-b9f7-36db9bee8ffe --json",
+        "intentq dlq show 36db9bee8ffe   (the last 12 characters, as replay progress prints)",
+    ),
+)
 def show(
-    letter_id: Annotated[str, typer.Argument(metavar="ID", help="The letter's id.")],
+    letter_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID", help="The letter's id, or its last 8 or more characters if unique."
+        ),
+    ],
     as_json: JsonFlag = False,
 ) -> None:
     """Show one dead letter: its body, error, traceback and history."""
@@ -78,7 +90,7 @@ def show(
     from intentq.ops.serialize import letter_detail
 
     with opened_dlq(load_settings()) as dlq:
-        letter = dlq.get(letter_id)
+        letter = find_letters(dlq, [letter_id])[0]
     detail = letter_detail(letter)
     if as_json:
         print_json(detail)

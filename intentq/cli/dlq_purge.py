@@ -11,19 +11,24 @@ import typer
 from intentq.cli.common import JsonFlag, load_settings, usage
 from intentq.cli.exits import CliError, ExitCode
 from intentq.cli.output import console, examples, print_json
+from intentq.cli.selectors import find_letters
 from intentq.dlq.base import LetterFilter
 from intentq.ops.durations import parse_duration
 
 PURGE_EPILOG = examples(
     "intentq dlq purge --older-than 7d --yes",
     "intentq dlq purge 01a2265c-16c3-7000-b9f7-36db9bee8ffe",
+    "intentq dlq purge 36db9bee8ffe 5d0c31a7e2b4 --yes   (shortened ids: the last 8+ characters)",
     "intentq dlq purge --all --dry-run",
 )
 
 
 def purge(
     letter_ids: Annotated[
-        list[str] | None, typer.Argument(metavar="ID", help="Letters to delete.")
+        list[str] | None,
+        typer.Argument(
+            metavar="ID", help="Letters to delete: ids, or their last 8+ characters if unique."
+        ),
     ] = None,
     older_than: Annotated[
         str | None,
@@ -53,11 +58,14 @@ def purge(
         except ValueError as exc:
             raise usage(f"--older-than: {exc}") from None
     now = datetime.now(UTC)
-    # Letters dead after this moment were not counted or confirmed: they are left alone.
-    f = LetterFilter(ids=ids) if ids else LetterFilter(until=now - age if age else now)
     with opened_dlq(load_settings()) as dlq:
-        for letter_id in ids:
-            dlq.get(letter_id)  # an unknown id stops everything before anything is deleted
+        if ids:
+            # An unknown id stops everything before anything is deleted.
+            ids = tuple(letter.id for letter in find_letters(dlq, ids))
+            f = LetterFilter(ids=ids)
+        else:
+            # Letters dead after this moment were not counted or confirmed: left alone.
+            f = LetterFilter(until=now - age if age else now)
         count = dlq.count(f)
         if count == 0 or dry_run:
             _report(0, count, dry_run, as_json)

@@ -17,6 +17,7 @@ from intentq.cli.selectors import (
     SinceOpt,
     ToolOpt,
     UntilOpt,
+    find_letters,
     has_conditions,
     letter_filter,
 )
@@ -31,12 +32,16 @@ REPLAY_EPILOG = examples(
     "intentq dlq replay --tool book_slot --since 2h --rate 20",
     "intentq dlq replay --all --limit 100 --json",
     "intentq dlq replay 01a2265c-16c3-7000-b9f7-36db9bee8ffe --keep",
+    "intentq dlq replay 36db9bee8ffe   (a shortened id: its last 8+ characters)",
 )
 
 
 def replay(
     letter_ids: Annotated[
-        list[str] | None, typer.Argument(metavar="ID", help="Letters to replay.")
+        list[str] | None,
+        typer.Argument(
+            metavar="ID", help="Letters to replay: ids, or their last 8+ characters if unique."
+        ),
     ] = None,
     all_letters: Annotated[bool, typer.Option("--all", help="Replay every letter.")] = False,
     tool: ToolOpt = None,
@@ -87,7 +92,7 @@ def replay(
     with opened_dlq(settings) as dlq, opened_store(settings) as store, _sender(settings) as send:
         letters: list[DeadLetter] | Iterator[DeadLetter]
         if ids:
-            letters = [dlq.get(letter_id) for letter_id in ids]  # all exist, or nothing is sent
+            letters = find_letters(dlq, ids)  # all exist, or nothing is sent
             total = len(letters)
         else:
             letters = dlq.iter(f)

@@ -1,15 +1,24 @@
-"""Which dead letters a command acts on: options shared by list, replay, stats and purge."""
+"""Which dead letters a command acts on: the filter options ``list``, ``replay`` and ``stats``
+share, and the letter ids ``show``, ``replay`` and ``purge`` take (whole, or shortened)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 
 import typer
 
 from intentq.cli.common import usage
-from intentq.dlq.base import LetterFilter, Reason
+from intentq.cli.exits import CliError, ExitCode
+from intentq.dlq.base import DeadLetter, DeadLetterStore, LetterFilter, Reason
+from intentq.errors import LetterNotFound
 from intentq.ops.durations import parse_instant
+
+# A shortened letter id: its last characters, at least this many (tables show the last 12).
+MIN_ID_SUFFIX = 8
+# An ambiguous shortened id names at most this many of the letters it matches.
+SHOWN_MATCHES = 5
 
 ToolOpt = Annotated[str | None, typer.Option("--tool", help="Only letters of this tool.")]
 ReasonOpt = Annotated[
@@ -71,3 +80,51 @@ def letter_filter(
 def has_conditions(f: LetterFilter) -> bool:
     """Whether ``f`` narrows anything down (no ids counted)."""
     return any(v is not None for v in (f.tool, f.reason, f.error_type, f.since, f.until))
+
+
+def find_letters(dlq: DeadLetterStore, given: Sequence[str]) -> list[DeadLetter]:
+    """The letters ``given`` names, in that order and each once.
+
+    Each is a letter's id, or the last ``MIN_ID_SUFFIX`` or more characters of exactly one
+    letter's id (the short ids that tables and replay progress print). A whole id costs one
+    ``get``; the shortened ones one pass over every letter (on an SQS DLQ: one more scan).
+    An ambiguous one is a usage error naming its matches; one that names no letter stops
+    everything (exit 5) before the command acts on any.
+    """
+    found: dict[str, DeadLetter] = {}
+    shortened: list[str] = []
+    for text in dict.fromkeys(given):
+        try:
+            found[text] = dlq.get(text)
+        except LetterNotFound:
+            if len(text) < MIN_ID_SUFFIX:
+                raise CliError(
+                    f"no dead letter with id {text!r} (a shortened id needs its last "
+                    f"{MIN_ID_SUFFIX} characters or more)",
+                    ExitCode.NOT_FOUND,
+                ) from None
+            shortened.append(text)
+    if shortened:
+        ending: dict[str, list[DeadLetter]] = {text: [] for text in shortened}
+        for letter in dlq.iter():
+            for text in shortened:
+                if letter.id.endswith(text):
+                    ending[text].append(letter)
+        for text, letters in ending.items():
+            found[text] = _only(text, letters)
+    unique = {found[text].id: found[text] for text in given}
+    return list(unique.values())
+
+
+def _only(text: str, letters: list[DeadLetter]) -> DeadLetter:
+    if not letters:
+        raise CliError(
+            f"no dead letter with id {text!r}, nor one whose id ends in it", ExitCode.NOT_FOUND
+        )
+    if len(letters) > 1:
+        shown = ", ".join(letter.id for letter in letters[:SHOWN_MATCHES])
+        more = f" and {len(letters) - SHOWN_MATCHES} more" if len(letters) > SHOWN_MATCHES else ""
+        raise usage(
+            f"{len(letters)} letter ids end in {text!r}: {shown}{more}; give more of the id"
+        )
+    return letters[0]

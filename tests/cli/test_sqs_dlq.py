@@ -41,6 +41,8 @@ def test_list_show_replay_on_an_sqs_dlq(
     assert sorted(x["id"] for x in listed["letters"]) == sorted(ids)
     shown = json.loads(sqs_env.run("dlq", "show", ids[1], "--json").stdout)
     assert (shown["tool"], shown["reason"]) == ("charge_card", "exhausted")
+    by_end = json.loads(sqs_env.run("dlq", "show", ids[1][-12:], "--json").stdout)
+    assert by_end["id"] == ids[1]  # a shortened id costs one more scan, but works
 
     ran = sqs_env.run("dlq", "replay", "--reason", "schema", "--json")
     assert ran.code == 0, ran

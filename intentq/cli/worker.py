@@ -93,20 +93,13 @@ def worker(
 def _run_sqs(settings: Settings, registry: Registry) -> int:
     """``intentq.consumers.sqs.run_worker``, except that a start error is raised, not logged:
     its kind picks the exit code (unreachable 4, bad settings 3, anything else 1)."""
-    from intentq.consumers.sqs import EXIT_ABANDONED, EXIT_OK, SqsWorker, stop_on_signals
+    from intentq.consumers.sqs import serve, start_worker
 
     try:
-        sqs_worker = SqsWorker(settings, registry)
+        sqs_worker = start_worker(settings, registry)
     except IntentqError as exc:
         raise _start_error(exc) from exc
-    with sqs_worker:
-        try:
-            sqs_worker.queue  # noqa: B018 - look the queue up now: a start error if it fails
-        except IntentqError as exc:
-            raise _start_error(exc) from exc
-        with stop_on_signals(sqs_worker):
-            sqs_worker.run()
-    return EXIT_ABANDONED if sqs_worker.unfinished else EXIT_OK
+    return serve(sqs_worker)
 
 
 def _start_error(exc: IntentqError) -> CliError:

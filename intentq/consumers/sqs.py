@@ -30,6 +30,8 @@ __all__ = [
     "SqsQueue",
     "SqsWorker",
     "run_worker",
+    "serve",
+    "start_worker",
 ]
 
 log = logging.getLogger("intentq.sqs")
@@ -40,22 +42,33 @@ EXIT_ERROR = 2  # could not start: bad settings, queue missing, store unreachabl
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
+def start_worker(settings: Settings, registry: Registry) -> SqsWorker:
+    """A worker with its queue looked up; a start error (bad settings, queue missing, queue
+    or store unreachable) is raised as the ``IntentqError`` it is."""
+    worker = SqsWorker(settings, registry)
+    try:
+        worker.queue  # noqa: B018 - resolve the queue now: a missing one is a start error
+    except BaseException:
+        worker.close()
+        raise
+    return worker
+
+
+def serve(worker: SqsWorker) -> int:
+    """Run a started worker until SIGTERM/SIGINT, then close it; returns the exit code."""
+    with worker, stop_on_signals(worker):
+        worker.run()
+    return EXIT_ABANDONED if worker.unfinished else EXIT_OK
+
+
 def run_worker(settings: Settings, registry: Registry) -> int:
     """Run an SQS worker until SIGTERM/SIGINT; returns the process exit code."""
     try:
-        worker = SqsWorker(settings, registry)
+        worker = start_worker(settings, registry)
     except IntentqError as exc:
         log.error("cannot start the SQS worker: %s", exc)
         return EXIT_ERROR
-    with worker:
-        try:
-            worker.queue  # noqa: B018 - resolve the queue now: a missing one is a start error
-        except IntentqError as exc:
-            log.error("cannot start the SQS worker: %s", exc)
-            return EXIT_ERROR
-        with stop_on_signals(worker):
-            worker.run()
-    return EXIT_ABANDONED if worker.unfinished else EXIT_OK
+    return serve(worker)
 
 
 @contextmanager

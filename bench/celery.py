@@ -10,6 +10,12 @@ settings: with 2 pool processes (Celery's default on 2 cores) and with 8 (intent
 for Celery), each first with intentq's prefetch multiplier (1), then with Celery's (4);
 ``--concurrency`` and ``--prefetch`` pick others.
 
+A third kind of round runs a plain task that spins for ``--work-us`` microseconds (100 by
+default, 0 leaves it out): a no-op finishes in a pool process before the worker's main
+process has gone back to waiting, a task that takes a little longer does not, and on a
+virtual machine that alone moves the rate a lot. It shows what a plain task that does
+anything at all runs at, next to the no-op.
+
 Wall-clock rates swing with whatever else the machine runs; the CPU the worker's processes
 spend per task (from /proc, Linux) does much less, so it is reported next to them. Besides
 the ratio of the medians, the median of the per-round ratios (each intentq round against the
@@ -58,6 +64,7 @@ RESULTS = ROOT / "bench" / "results"
 REDIS = "redis://127.0.0.1:6379"
 BROKER_DB, STORE_DB = 14, 15
 PLAIN = "bench.plain_noop"
+BUSY = "bench.plain_busy"
 IDLE_QUEUE = "bench-idle"
 # intentq's default (1: a long tool holds back no other message), then Celery's own (4).
 PREFETCH = [1, 4]
@@ -76,6 +83,13 @@ def define_plain(app: Any) -> None:
     @app.task(name=PLAIN, shared=False)
     def plain_noop() -> None:
         """A plain Celery task doing nothing."""
+
+    @app.task(name=BUSY, shared=False)
+    def plain_busy(work_us: float) -> None:
+        """A plain Celery task that keeps its process busy for ``work_us`` microseconds."""
+        end = time.perf_counter() + work_us / 1e6
+        while time.perf_counter() < end:
+            pass
 
 
 def settings_for(prefix: str, tmp: Path) -> Settings:
@@ -113,8 +127,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Bench:
-    def __init__(self, n: int, concurrency: int, prefetch: int, tmp: Path) -> None:
+    def __init__(
+        self, n: int, concurrency: int, prefetch: int, tmp: Path, work_us: float = 0.0
+    ) -> None:
         self.n, self.concurrency, self.prefetch, self.tmp = n, concurrency, prefetch, tmp
+        self.work_us = work_us
         self.prefix = f"bench-{uuid.uuid4().hex[:8]}"
         self.settings = settings_for(self.prefix, tmp)
         self.app = create_app(self.settings, registry)
@@ -147,6 +164,8 @@ class Bench:
             for _ in range(self.n):
                 if kind == "plain":
                     self.app.send_task(PLAIN, queue=queue, producer=producer)
+                elif kind == "busy":
+                    self.app.send_task(BUSY, args=[self.work_us], queue=queue, producer=producer)
                 else:
                     publish(self.app, Intent.create("noop", {}), queue)
 
@@ -196,14 +215,15 @@ class Bench:
 
 def measure(args: argparse.Namespace, concurrency: int, prefetch: int, tmp: Path) -> dict[str, Any]:
     """Alternating rounds of each kind on one worker with these pool and prefetch sizes."""
-    bench = Bench(args.n, concurrency, prefetch, tmp)
-    rounds: dict[str, list[tuple[float, float, float]]] = {"plain": [], "intentq": []}
+    bench = Bench(args.n, concurrency, prefetch, tmp, args.work_us)
+    kinds = ("plain", "intentq", "busy") if args.work_us > 0 else ("plain", "intentq")
+    rounds: dict[str, list[tuple[float, float, float]]] = {kind: [] for kind in kinds}
     try:
         bench.start_worker()
         bench.round("plain")  # warm-up: imports, connections, the store's scripts
         bench.round("intentq")
         for _ in range(args.rounds):
-            for kind in ("plain", "intentq"):
+            for kind in kinds:
                 rate, main_ms, pool_ms = bench.round(kind)
                 rounds[kind].append((rate, main_ms, pool_ms))
                 print(
@@ -215,7 +235,9 @@ def measure(args: argparse.Namespace, concurrency: int, prefetch: int, tmp: Path
     finally:
         bench.close()
     out: dict[str, Any] = {"concurrency": concurrency, "worker_prefetch_multiplier": prefetch}
-    for kind, label in (("plain", "plain"), ("intentq", "idempotent")):
+    labels = {"plain": "plain", "intentq": "idempotent", "busy": "plain_busy"}
+    for kind in kinds:
+        label = labels[kind]
         rates, mains, pools = zip(*rounds[kind], strict=True)
         out[f"{label}_tasks_per_s"] = round(statistics.median(rates), 1)
         out[f"{label}_cpu_ms_per_task"] = {
@@ -228,6 +250,11 @@ def measure(args: argparse.Namespace, concurrency: int, prefetch: int, tmp: Path
     out["paired_ratio"] = round(statistics.median(pairs), 3)
     cpu = {k: sum(out[f"{k}_cpu_ms_per_task"].values()) for k in ("plain", "idempotent")}
     out["cpu_ratio"] = round(cpu["plain"] / cpu["idempotent"], 3)
+    if "busy" in rounds:
+        out["plain_busy_work_us"] = args.work_us
+        out["ratio_vs_busy"] = round(
+            out["idempotent_tasks_per_s"] / out["plain_busy_tasks_per_s"], 3
+        )
     return out
 
 
@@ -248,6 +275,12 @@ def main() -> None:
         nargs="+",
         default=PREFETCH,
         help="worker prefetch multipliers to run, each for both kinds of task",
+    )
+    parser.add_argument(
+        "--work-us",
+        type=float,
+        default=100.0,
+        help="microseconds of work in the third kind of plain task (0: no such rounds)",
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -276,6 +309,12 @@ def main() -> None:
             f"(per-round {run['paired_ratio']:.2f}x); "
             f"worker CPU per task ratio {run['cpu_ratio']:.2f}x"
         )
+        if "ratio_vs_busy" in run:
+            print(
+                f"    plain task with {run['plain_busy_work_us']:.0f} µs of work "
+                f"{run['plain_busy_tasks_per_s']:.0f}/s: IdempotentTask ratio "
+                f"{run['ratio_vs_busy']:.2f}x"
+            )
     result = {
         "bench": "celery",
         "broker": "redis",

@@ -8,6 +8,7 @@ retries enqueues a new intent id under the same key.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Executable
@@ -34,22 +35,24 @@ def insert_once(session: Session | Connection, statement: Executable) -> bool:
 
     The surrounding transaction stays usable either way; any other integrity error is raised.
     """
-    try:
-        with session.begin_nested():
-            session.execute(statement)
-    except IntegrityError as exc:
-        if not is_unique_violation(exc):
-            raise
-        return False
-    return True
+    return _once(session, lambda: session.execute(statement))
 
 
 def add_once(session: Session, instance: Any) -> bool:
-    """ORM flavour of ``insert_once``: add and flush ``instance`` in a SAVEPOINT."""
+    """ORM flavour of ``insert_once``: add and flush ``instance`` in a SAVEPOINT. On a
+    duplicate the instance is left out of the session, which stays usable."""
+
+    def write() -> None:
+        session.add(instance)
+        session.flush()
+
+    return _once(session, write)
+
+
+def _once(session: Session | Connection, write: Callable[[], object]) -> bool:
     try:
         with session.begin_nested():
-            session.add(instance)
-            session.flush()
+            write()
     except IntegrityError as exc:
         if not is_unique_violation(exc):
             raise

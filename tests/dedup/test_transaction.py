@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import registry as orm_registry
 
-from intentq.dedup.backstop import insert_once
+from intentq.dedup.backstop import add_once, insert_once
 from intentq.dedup.base import Acquired, Cached, State, TransactionalStore
 from intentq.dedup.sql import SqlDedupStore
 from intentq.dedup.sql_engine import SQLITE_BEGIN
@@ -169,6 +170,35 @@ def test_insert_once_reads_a_duplicate_key_as_already_done(sql: Backend, booking
         # The SAVEPOINT kept the transaction usable after the duplicate.
         assert insert_once(txn.session, insert(bookings).values(idem_key="k2", slot="c")) is True
         txn.complete("ok")
+
+    assert sorted(_rows(store, bookings)) == [("k1", "a"), ("k2", "c")]
+
+
+def test_add_once_reads_a_duplicate_orm_object_as_already_done(
+    sql: Backend, bookings: Table
+) -> None:
+    store = sql.store
+    assert isinstance(store, SqlDedupStore)
+
+    class Booking:
+        def __init__(self, idem_key: str, slot: str | None) -> None:
+            self.idem_key, self.slot = idem_key, slot
+
+    mapper = orm_registry()
+    mapper.map_imperatively(Booking, bookings)
+    try:
+        claim = _acquire(store)
+        with store.transaction(TOOL, "k1", claim.token) as txn:
+            assert add_once(txn.session, Booking("k1", "a")) is True
+            duplicate = Booking("k1", "b")
+            assert add_once(txn.session, duplicate) is False
+            assert duplicate not in txn.session  # nothing left to flush again at commit
+            assert add_once(txn.session, Booking("k2", "c")) is True
+            with pytest.raises(IntegrityError):
+                add_once(txn.session, Booking("k3", None))  # NOT NULL: not a duplicate
+            txn.complete("ok")
+    finally:
+        mapper.dispose()
 
     assert sorted(_rows(store, bookings)) == [("k1", "a"), ("k2", "c")]
 

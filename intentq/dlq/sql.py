@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, RowMapping
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from intentq.config.redact import redacted
+from intentq.dedup.sql_engine import ProcessPools
 from intentq.dlq.base import DeadLetter, DeadLetterStore, LetterFilter, Page, Reason
 from intentq.dlq.sql_schema import DEFAULT_TABLE, dead_letter_table
 from intentq.errors import DLQError, DLQUnavailable, LetterNotFound
@@ -43,6 +44,8 @@ class SqlDeadLetterStore(DeadLetterStore):
         self.engine = engine
         self.table = dead_letter_table(table_name)
         self._owns_engine = owns_engine
+        # A forked child gets a pool of its own: the parent's connections stay the parent's.
+        self._pools = ProcessPools([engine])
 
     @classmethod
     def from_url(cls, url: str, table_name: str = DEFAULT_TABLE) -> SqlDeadLetterStore:
@@ -66,6 +69,7 @@ class SqlDeadLetterStore(DeadLetterStore):
     @contextmanager
     def _conn(self, write: bool = False) -> Iterator[Connection]:
         """A connection (in a transaction when ``write``); driver errors become DLQ errors."""
+        self._pools.for_this_process()
         try:
             with self.engine.begin() if write else self.engine.connect() as conn:
                 yield conn
@@ -218,4 +222,5 @@ class SqlDeadLetterStore(DeadLetterStore):
 
     def close(self) -> None:
         if self._owns_engine:
+            self._pools.for_this_process()  # in a forked child, never close the parent's
             self.engine.dispose()

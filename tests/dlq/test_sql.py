@@ -126,3 +126,52 @@ def test_processes_starting_together_all_create_the_schema(sql: SqlDeadLetterSto
         child.join(60)
     assert [c.exitcode for c in children] == [0] * 4
     assert sql.count() == 0
+
+
+def _letter_for(key: str) -> DeadLetter:
+    now = datetime.now(UTC)
+    return DeadLetter(
+        id="", body=b"{}", reason=Reason.POISON, key=key, source_transport="sqs",
+        source_queue="q", first_seen=now, dead_at=now,
+    )  # fmt: skip
+
+
+def _backend_pid(store: SqlDeadLetterStore) -> int | None:
+    if store.engine.dialect.name != "postgresql":
+        return None
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _forked_child(store: SqlDeadLetterStore, parent_ids: set[int], out: Any) -> None:
+    used: set[int] = set()
+    sa.event.listen(store.engine, "checkout", lambda dbapi, *_: used.add(id(dbapi)))
+    ids = [store.put(_letter_for(f"child-{i}")) for i in range(5)]
+    assert all(store.get(letter_id).key for letter_id in ids)
+    pid = _backend_pid(store)
+    store.close()  # must close the child's own connections only
+    out.send((bool(used) and not used & parent_ids, pid))
+
+
+def test_a_forked_child_leaves_the_parents_connections_alone(sql: SqlDeadLetterStore) -> None:
+    sql.create_schema()
+    parent_ids: set[int] = set()
+    sa.event.listen(sql.engine, "checkout", lambda dbapi, *_: parent_ids.add(id(dbapi)))
+    sql.put(_letter_for("parent-before"))
+    parent_pid = _backend_pid(sql)  # an idle pooled connection the child inherits a copy of
+
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_forked_child, args=(sql, set(parent_ids), send))
+    child.start()
+    assert receive.poll(60), "the child did not answer in time"
+    own_connections, child_pid = receive.recv()
+    child.join(30)
+    assert child.exitcode == 0
+    assert own_connections, "the child used a connection it inherited from its parent"
+    # The parent's pooled connection survived the child's close(): same server session.
+    assert _backend_pid(sql) == parent_pid
+    assert child_pid is None or child_pid != parent_pid
+    sql.put(_letter_for("parent-after"))
+    keys = {letter.key for letter in sql.list(limit=100).letters}
+    assert keys == {"parent-before", "parent-after"} | {f"child-{i}" for i in range(5)}

@@ -44,9 +44,11 @@ def choice(option: str, values: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
-def metavar(values: tuple[str, ...]) -> str:
-    """How help shows a choice: ``[a|b|c]``."""
-    return f"[{'|'.join(values)}]"
+def choice_option(option: str, values: tuple[str, ...], help: str, **extra: Any) -> Any:
+    """A ``typer.Option`` that takes one of ``values`` (any case), shown as ``[a|b|c]``."""
+    return typer.Option(
+        option, parser=choice(option, values), metavar=f"[{'|'.join(values)}]", help=help, **extra
+    )
 
 
 TRANSPORTS = ("celery", "sqs")
@@ -56,11 +58,10 @@ JsonFlag = Annotated[
 ]
 TransportOpt = Annotated[
     str | None,
-    typer.Option(
+    choice_option(
         "--transport",
-        parser=choice("--transport", TRANSPORTS),
-        metavar=metavar(TRANSPORTS),
-        help="celery or sqs (default: INTENTQ_TRANSPORT, else celery).",
+        TRANSPORTS,
+        "celery or sqs (default: INTENTQ_TRANSPORT, else celery).",
         show_default=False,
     ),
 ]

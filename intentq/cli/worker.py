@@ -12,10 +12,9 @@ from intentq.cli.common import (
     AppOpt,
     TransportOpt,
     check_broker,
-    choice,
+    choice_option,
     load_app_registry,
     load_settings,
-    metavar,
 )
 from intentq.cli.exits import CliError, code_for
 from intentq.config.settings import DEFAULT_CELERY_CONCURRENCY, DEFAULT_SQS_CONCURRENCY
@@ -48,21 +47,12 @@ def worker(
     ] = None,
     pool: Annotated[
         str,
-        typer.Option(
-            "--pool",
-            parser=choice("--pool", POOLS),
-            metavar=metavar(POOLS),
-            help="Celery only: the worker pool (the SQS worker always runs threads).",
+        choice_option(
+            "--pool", POOLS, "Celery only: the worker pool (the SQS worker always runs threads)."
         ),
     ] = "prefork",
     log_level: Annotated[
-        str,
-        typer.Option(
-            "--log-level",
-            parser=choice("--log-level", LOG_LEVELS),
-            metavar=metavar(LOG_LEVELS),
-            help="Log level, in any case.",
-        ),
+        str, choice_option("--log-level", LOG_LEVELS, "Log level, in any case.")
     ] = "INFO",
 ) -> None:
     """Consume intents until SIGTERM/SIGINT: each tool runs at most once per key.

@@ -33,6 +33,15 @@ def _client_id(store: RedisDedupStore) -> int:
     return int(store._direct.call("CLIENT", "ID"))
 
 
+def _kill_client(server: RedisServer, client_id: int) -> None:
+    """The server closes that connection, as a restart or a client timeout would."""
+    admin = redis.Redis.from_url(server.url)
+    try:
+        admin.client_kill_filter(_id=client_id)
+    finally:
+        admin.close()
+
+
 def _child(store: RedisDedupStore, out: Any) -> None:
     ids = {_client_id(store)}
     claims = [store.claim(TOOL, f"child-{i}", FP) for i in range(50)]
@@ -64,11 +73,7 @@ def test_a_connection_cut_by_the_server_is_dropped_not_reused(
     store: RedisDedupStore, own_redis: RedisServer
 ) -> None:
     first = _client_id(store)
-    admin = redis.Redis.from_url(own_redis.url)
-    try:
-        admin.client_kill_filter(_id=first)
-    finally:
-        admin.close()
+    _kill_client(own_redis, first)
     with pytest.raises(StoreUnavailable):
         store.claim(TOOL, "after-cut", FP)
     claim = store.claim(TOOL, "after-cut", FP)
@@ -81,11 +86,7 @@ def test_an_idle_connection_the_server_closed_is_replaced_before_use(
 ) -> None:
     assert store._direct is not None
     first = _client_id(store)
-    admin = redis.Redis.from_url(own_redis.url)
-    try:
-        admin.client_kill_filter(_id=first)
-    finally:
-        admin.close()
+    _kill_client(own_redis, first)
     store._direct.idle_check = 0.0  # every connection counts as idle: it is polled first
     claim = store.claim(TOOL, "after-idle-cut", FP)
     assert isinstance(claim, Acquired) and claim.attempt == 1 and not claim.takeover

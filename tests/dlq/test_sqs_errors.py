@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import (
-    ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
@@ -13,14 +12,7 @@ from botocore.exceptions import (
 
 from intentq.dlq.sqs_errors import translated
 from intentq.errors import DLQError, DLQUnavailable
-
-
-def client_error(code: str, status: int = 400) -> ClientError:
-    response = {
-        "Error": {"Code": code, "Message": f"{code} happened"},
-        "ResponseMetadata": {"HTTPStatusCode": status},
-    }
-    return ClientError(response, "ReceiveMessage")  # type: ignore[arg-type]
+from tests.support.aws import client_error
 
 
 @pytest.mark.parametrize(

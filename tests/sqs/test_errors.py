@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import (
-    ClientError,
     EndpointConnectionError,
     NoCredentialsError,
     ReadTimeoutError,
@@ -16,16 +15,9 @@ from botocore.exceptions import (
 from intentq.errors import DLQUnavailable, TransportError, TransportUnavailable
 from intentq.sqs_errors import error_code, is_gone
 from intentq.sqs_queues import resolve_queue_url, translated
+from tests.support.aws import client_error
 
 URL = "http://127.0.0.1:4566/000000000000/jobs"
-
-
-def client_error(code: str, status: int = 400) -> ClientError:
-    response = {
-        "Error": {"Code": code, "Message": f"{code} happened"},
-        "ResponseMetadata": {"HTTPStatusCode": status},
-    }
-    return ClientError(response, "SendMessage")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

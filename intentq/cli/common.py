@@ -18,7 +18,8 @@ from typer._click.globals import get_current_context
 from intentq.cli.exits import CliError, ExitCode
 from intentq.config.redact import redacted
 from intentq.config.settings import Settings
-from intentq.errors import ConfigError
+from intentq.errors import ConfigError, InvalidIntent
+from intentq.intent import normalize_key
 from intentq.registry import Registry
 
 
@@ -50,6 +51,22 @@ def choice_option(option: str, values: tuple[str, ...], help: str, **extra: Any)
         option, parser=choice(option, values), metavar=f"[{'|'.join(values)}]", help=help, **extra
     )
 
+
+def idempotency_key(text: str) -> str:
+    """A KEY argument as the store keeps it (a UUID lower-cased); a key no intent could carry
+    is a usage error."""
+    try:
+        return normalize_key(text)
+    except InvalidIntent as exc:
+        raise click_exc.UsageError(
+            f"KEY: {exc.message}", ctx=get_current_context(silent=True)
+        ) from None
+
+
+KeyArg = Annotated[
+    str, typer.Argument(parser=idempotency_key, help="The idempotency key (a UUID in any case).")
+]
+ToolArg = Annotated[str, typer.Argument(help="The tool's name.")]
 
 TRANSPORTS = ("celery", "sqs")
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from intentq.cli.common import JsonFlag, load_settings, usage
+from intentq.cli.common import JsonFlag, KeyArg, ToolArg, load_settings, usage
 from intentq.cli.exits import CliError, ExitCode
 from intentq.cli.group import typer_app
 from intentq.cli.output import console, print_json, show_fields
@@ -17,9 +17,6 @@ dedup_app = typer_app(
     help="Inspect and manage the idempotency store.",
     epilog="Example:  intentq dedup get book_slot conv42-call7",
 )
-
-ToolArg = Annotated[str, typer.Argument(help="The tool's name.")]
-KeyArg = Annotated[str, typer.Argument(help="The idempotency key.")]
 
 
 def _missing(tool: str, key: str) -> CliError:

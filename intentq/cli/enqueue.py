@@ -12,6 +12,8 @@ import typer
 from intentq.cli.common import (
     AppOpt,
     JsonFlag,
+    KeyArg,
+    ToolArg,
     TransportOpt,
     check_broker,
     load_app_registry,
@@ -140,8 +142,8 @@ def _report(sent: dict[str, Any], awaited: Any, as_json: bool) -> None:
 
 
 def result(
-    tool: Annotated[str, typer.Argument(help="The tool's name.")],
-    key: Annotated[str, typer.Argument(help="The idempotency key.")],
+    tool: ToolArg,
+    key: KeyArg,
     as_json: JsonFlag = False,
 ) -> None:
     """Show what became of TOOL under KEY: its result, or why it was dead-lettered.

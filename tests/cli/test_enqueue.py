@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from pathlib import Path
 
 from intentq.cli.exits import ExitCode
@@ -135,3 +136,20 @@ def test_dedup_gc_on_the_sql_store(env: Env, tmp_path: Path) -> None:
     assert gc.code == 0
     assert json.loads(gc.stdout) == {"removed": 1}
     assert json.loads(env.run("dedup", "gc", "--json").stdout) == {"removed": 0}  # Redis
+
+
+def test_a_uuid_key_is_found_in_any_case_and_a_bad_key_is_a_usage_error(
+    env: Env, store: DedupStore
+) -> None:
+    key = str(uuid.uuid4())  # the store keeps UUID keys lower-cased, as intents carry them
+    claim = store.claim("book_slot", key, fingerprint("book_slot", {"slot": "1"}))
+    assert isinstance(claim, Acquired)
+    store.complete("book_slot", key, claim.token, {"booked": "1"})
+
+    for command in (["dedup", "get"], ["result"]):
+        found = env.run(*command, "book_slot", key.upper(), "--json")
+        assert found.code == 0, found
+        assert json.loads(found.stdout)["result"] == {"booked": "1"}
+        bad = env.run(*command, "book_slot", "not a key!")
+        assert bad.code == ExitCode.USAGE
+        assert "KEY: key must be" in bad.one_error_line()

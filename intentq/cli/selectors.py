@@ -87,7 +87,7 @@ def find_letters(dlq: DeadLetterStore, given: Sequence[str]) -> list[DeadLetter]
 
     Each is a letter's id, or the last ``MIN_ID_SUFFIX`` or more characters of exactly one
     letter's id (the short ids that tables and replay progress print). A whole id costs one
-    ``get``; the shortened ones one pass over every letter (on an SQS DLQ: one more scan).
+    ``get``; the shortened ones one ``ending_in`` (a query on SQL, one more scan on SQS).
     An ambiguous one is a usage error naming its matches; one that names no letter stops
     everything (exit 5) before the command acts on any.
     """
@@ -104,14 +104,8 @@ def find_letters(dlq: DeadLetterStore, given: Sequence[str]) -> list[DeadLetter]
                     ExitCode.NOT_FOUND,
                 ) from None
             shortened.append(text)
-    if shortened:
-        ending: dict[str, list[DeadLetter]] = {text: [] for text in shortened}
-        for letter in dlq.iter():
-            for text in shortened:
-                if letter.id.endswith(text):
-                    ending[text].append(letter)
-        for text, letters in ending.items():
-            found[text] = _only(text, letters)
+    for text, letters in dlq.ending_in(shortened).items():
+        found[text] = _only(text, letters)
     unique = {found[text].id: found[text] for text in given}
     return list(unique.values())
 

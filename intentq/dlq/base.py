@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -63,6 +63,10 @@ class Page:
     cursor: str | None
 
 
+# Inside the store classes ``list`` names their method, not the type.
+Letters = list[DeadLetter]
+
+
 class DeadLetterStore(ABC):
     """Where dead letters are kept for operators to inspect, replay and purge."""
 
@@ -103,6 +107,19 @@ class DeadLetterStore(ABC):
             if page.cursor is None:
                 return
             cursor = page.cursor
+
+    def ending_in(self, suffixes: Collection[str]) -> dict[str, Letters]:
+        """For each of ``suffixes``, the letters whose id ends in it, oldest first.
+
+        One pass over every letter here (on SQS: one scan); the SQL store asks the database.
+        """
+        found: dict[str, Letters] = {suffix: [] for suffix in suffixes}
+        if found:
+            for letter in self.iter():
+                for suffix, letters in found.items():
+                    if letter.id.endswith(suffix):
+                        letters.append(letter)
+        return found
 
     def delete_many(self, filter: LetterFilter | None = None) -> int:
         """Remove every matching letter (every letter for ``None``); returns how many."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -15,7 +15,14 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from intentq.config.redact import redacted
 from intentq.dedup.sql_engine import ProcessPools
-from intentq.dlq.base import DeadLetter, DeadLetterStore, LetterFilter, Page, Reason
+from intentq.dlq.base import (
+    DeadLetter,
+    DeadLetterStore,
+    LetterFilter,
+    Letters,
+    Page,
+    Reason,
+)
 from intentq.dlq.sql_schema import DEFAULT_TABLE, dead_letter_table
 from intentq.errors import DLQError, DLQUnavailable, LetterNotFound
 from intentq.intent import new_intent_id
@@ -208,6 +215,20 @@ class SqlDeadLetterStore(DeadLetterStore):
         if row is None:
             raise LetterNotFound(letter_id)
         return self._letter(row)
+
+    def ending_in(self, suffixes: Collection[str]) -> dict[str, Letters]:
+        """For each suffix, the letters whose id ends in it: ``id LIKE '%suffix'`` with the
+        suffix's own ``%`` and ``_`` escaped, so no body is read that does not match."""
+        found: dict[str, Letters] = {}
+        with self._conn() as conn:
+            for suffix in suffixes:
+                query = (
+                    sa.select(self.table)
+                    .where(self.table.c.id.endswith(suffix, autoescape=True))
+                    .order_by(self.table.c.id)
+                )
+                found[suffix] = [self._letter(r) for r in conn.execute(query).mappings()]
+        return found
 
     def create_schema(self) -> None:
         with self._conn(write=True) as conn:

@@ -316,3 +316,14 @@ def test_an_unreachable_store_raises_dlq_unavailable_with_its_cause(
         call(unreachable_dlq)
     assert info.value.__cause__ is not None
     assert "\n" not in str(info.value)
+
+
+def test_ending_in_finds_letters_by_the_end_of_their_id(dlq: DeadLetterStore) -> None:
+    ids = put_many(dlq, 3)
+    tail = ids[1][-10:]
+    found = dlq.ending_in([tail, "f" * 9 + "x", "_" + ids[2][-7:], "%" + ids[0][-7:]])
+    assert [letter.id for letter in found[tail]] == [ids[1]]
+    assert found["f" * 9 + "x"] == []
+    # LIKE's wildcards in a suffix are plain characters: no id has them.
+    assert found["_" + ids[2][-7:]] == [] and found["%" + ids[0][-7:]] == []
+    assert dlq.ending_in([]) == {}

@@ -88,9 +88,5 @@ def _run_sqs(settings: Settings, registry: Registry) -> int:
     try:
         sqs_worker = start_worker(settings, registry)
     except IntentqError as exc:
-        raise _start_error(exc) from exc
+        raise CliError(f"cannot start the SQS worker: {exc}", code_for(exc)) from exc
     return serve(sqs_worker)
-
-
-def _start_error(exc: IntentqError) -> CliError:
-    return CliError(f"cannot start the SQS worker: {exc}", code_for(exc))

@@ -121,7 +121,9 @@ def _plan(letter: DeadLetter, store: DedupStore | None) -> _Plan:
 
 
 class _Pacer:
-    """At most ``rate`` sends per second, evenly spaced, on the injected clock."""
+    """At most ``rate`` sends per second, on the injected clock: a send starts a whole
+    interval after the previous one returned, so however long a send takes (the first one
+    opens the connection), the queue never gets two messages closer than the interval."""
 
     def __init__(
         self, rate: float | None, clock: Callable[[], float], sleep: Callable[[float], None]
@@ -134,13 +136,18 @@ class _Pacer:
         self._next: float | None = None
 
     def wait(self) -> None:
-        if not self._interval:
+        """Until the next send may start."""
+        if self._next is None:
             return
         now = self._clock()
-        while self._next is not None and now < self._next:
+        while now < self._next:
             self._sleep(self._next - now)
             now = self._clock()
-        self._next = now + self._interval
+
+    def sent(self) -> None:
+        """A send returned (or failed): the next may start one interval from now."""
+        if self._interval:
+            self._next = self._clock() + self._interval
 
 
 def _settle(dlq: DeadLetterStore, letter: DeadLetter, keep: bool) -> None:
@@ -178,7 +185,10 @@ def _run(
         if plan.action is Action.RESET_REPLAYED and store is not None:
             store.reset(plan.tool, plan.key)
         pacer.wait()
-        send(letter, to)  # the original bytes: same key, so every copy is deduplicated
+        try:
+            send(letter, to)  # the original bytes: same key, so every copy is deduplicated
+        finally:
+            pacer.sent()
     except Exception as exc:
         return result(Action.FAILED, f"not sent: {type(exc).__name__}: {exc}; letter kept")
     try:

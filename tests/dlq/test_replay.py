@@ -384,6 +384,26 @@ def test_the_rate_limit_spaces_sends_on_the_given_clock(dlq: DeadLetterStore) ->
     assert fake.now - start == pytest.approx(2.0)
 
 
+def test_a_slow_send_pushes_the_next_one_back(dlq: DeadLetterStore) -> None:
+    world = World()
+    for i in range(3):
+        world.dead_letter(dlq, f"k-{i}")
+    fake = FakeTime()
+    spans: list[tuple[float, float]] = []
+
+    def send(letter: DeadLetter, to: str | None) -> None:
+        started = fake.clock()
+        fake.now += 0.15 if not spans else 0.01  # the first send opens the connection
+        spans.append((started, fake.clock()))
+
+    replay(dlq, world.store, dlq.iter(), send, rate=4.0, sleep=fake.sleep, clock=fake.clock)
+
+    # The queue sees each message somewhere within its send: a send starts a whole
+    # interval after the previous one returned, never sooner.
+    starts_after_previous_end = [b[0] - a[1] for a, b in pairwise(spans)]
+    assert starts_after_previous_end == pytest.approx([0.25, 0.25])
+
+
 def test_no_rate_means_no_sleep(dlq: DeadLetterStore) -> None:
     world = World()
     for i in range(3):

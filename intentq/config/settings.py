@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     backoff_max: float = Field(default=DEFAULT_BACKOFF_MAX, gt=0)
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, gt=0)
     shutdown_grace: float = Field(default=30.0, ge=0)
+    # Required to serve the dashboard on any address but loopback; SecretStr, so it shows as
+    # ********** in a repr or a dump and never in output.
+    dashboard_token: SecretStr | None = None
 
     @field_validator("app")
     @classmethod

@@ -34,7 +34,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 
 from bench._redis_server import OwnRedis, total_calls
 from intentq.dedup.base import Acquired, Cached
-from intentq.dedup.redis import RedisDedupStore
+from intentq.dedup.redis.store import RedisDedupStore
 from intentq.intent import fingerprint
 
 RESULTS = Path(__file__).resolve().parent / "results"

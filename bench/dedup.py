@@ -42,9 +42,9 @@ if __package__ in (None, ""):  # run as a script: make `intentq` importable from
 
 from intentq.dedup.base import Acquired, Cached, ClaimRequest, DedupStore
 from intentq.dedup.memory import MemoryDedupStore
-from intentq.dedup.redis import RedisDedupStore
-from intentq.dedup.redis_conn import DirectConnections
-from intentq.dedup.sql import SqlDedupStore
+from intentq.dedup.redis.connections import DirectConnections
+from intentq.dedup.redis.store import RedisDedupStore
+from intentq.dedup.sql.store import SqlDedupStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TOOL = "bench_tool"
@@ -186,7 +186,7 @@ class RawSql:
         self.kind = kind
         self.table = f"raw_{uuid.uuid4().hex[:8]}"
         # The same table shape as the store's, so only the statements differ.
-        from intentq.dedup.sql_schema import dedup_table
+        from intentq.dedup.sql.schema import dedup_table
 
         dedup_table(self.table).create(store.engine)
         self._store = store

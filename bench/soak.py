@@ -31,7 +31,7 @@ if __package__ in (None, ""):
     # would shadow the libraries of those names.
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from bench.chaos_world import RedisServer
+from bench.chaos.world import RedisServer
 from intentq import Producer, Registry, ToolContext
 from intentq.config import Settings
 from tests.support.net import free_port, wait_until
@@ -57,7 +57,7 @@ def registry() -> Registry:
 
 def worker_main() -> int:
     """The worker process: ``python bench/soak.py worker`` with ``SOAK_WORKER`` (JSON)."""
-    from intentq.consumers.sqs import run_worker
+    from intentq.consumers.sqs.service import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     return run_worker(Settings(**json.loads(os.environ[CONFIG_ENV])), registry())

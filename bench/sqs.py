@@ -48,7 +48,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `tests` impor
 
 from intentq import Producer, Registry, ToolContext
 from intentq.config import Settings
-from intentq.consumers.sqs import SqsWorker
+from intentq.consumers.sqs.service import SqsWorker
 from intentq.dedup import open_store
 from intentq.dlq.memory import MemoryDeadLetterStore
 from tests.support.net import free_port

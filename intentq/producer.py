@@ -21,8 +21,8 @@ from intentq.config.settings import Settings
 from intentq.errors import IntentqError, InvalidIntent, TransportError, TransportUnavailable
 from intentq.intent import Intent
 from intentq.registry import Registry
-from intentq.sqs_queues import make_client
-from intentq.sqs_send import DEFAULT_GROUP, Outgoing, SendFailed, SqsSender, fifo_id, group_id
+from intentq.sqs.queues import make_client
+from intentq.sqs.send import DEFAULT_GROUP, Outgoing, SendFailed, SqsSender, fifo_id, group_id
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

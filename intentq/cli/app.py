@@ -16,7 +16,7 @@ from intentq.cli import enqueue as enqueue_cmd
 from intentq.cli import init as init_cmd
 from intentq.cli import worker as worker_cmd
 from intentq.cli.dedup import dedup_app
-from intentq.cli.dlq import dlq_app
+from intentq.cli.dlq.inspect import dlq_app
 from intentq.cli.group import IntentqGroup
 
 app = typer.Typer(

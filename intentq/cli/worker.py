@@ -83,7 +83,7 @@ def worker(
 def _run_sqs(settings: Settings, registry: Registry) -> int:
     """``intentq.consumers.sqs.run_worker``, except that a start error is raised, not logged:
     its kind picks the exit code (unreachable 4, bad settings 3, anything else 1)."""
-    from intentq.consumers.sqs import serve, start_worker
+    from intentq.consumers.sqs.service import serve, start_worker
 
     try:
         sqs_worker = start_worker(settings, registry)

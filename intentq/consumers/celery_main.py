@@ -1,38 +1,8 @@
-"""An app for Celery's own command line, built when Celery first asks for it::
-
-    INTENTQ_APP=myapp.tools:registry celery -A intentq.consumers.celery_main worker -Q intentq
-
-Settings come from ``INTENTQ_*`` and ``intentq.toml`` (``Settings.load()``), the tools from
-the registry ``INTENTQ_APP`` names. Importing this module builds nothing.
-"""
+"""The former path of ``intentq.consumers.celery.main``, kept for
+``celery -A intentq.consumers.celery_main worker``."""
 
 from __future__ import annotations
 
-import threading
-from typing import Any
+from intentq.consumers.celery.main import __getattr__, build
 
-_lock = threading.Lock()
-_built: dict[str, Any] = {}
-
-
-def build() -> Any:
-    """The app from the environment; the same one on every call in this process."""
-    with _lock:
-        if "app" not in _built:
-            from intentq.config.settings import Settings
-            from intentq.consumers.celery_app import create_app
-            from intentq.errors import ConfigError
-            from intentq.loader import load_registry
-
-            settings = Settings.load()
-            if not settings.app:
-                raise ConfigError("set INTENTQ_APP to the registry of your tools (module:name)")
-            _built["app"] = create_app(settings, load_registry(settings.app))
-        return _built["app"]
-
-
-def __getattr__(name: str) -> Any:
-    # ``celery -A intentq.consumers.celery_main`` looks up ``.app``, then ``.celery``.
-    if name in ("app", "celery"):
-        return build()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["__getattr__", "build"]

@@ -15,11 +15,11 @@ def open_store(url: str, prefix: str = "intentq") -> DedupStore:
 
         return MemoryDedupStore(prefix=prefix)
     if scheme in ("redis", "rediss", "unix"):
-        from intentq.dedup.redis import RedisDedupStore
+        from intentq.dedup.redis.store import RedisDedupStore
 
         return RedisDedupStore.from_url(url, prefix=prefix)
     if scheme.startswith(("postgresql", "sqlite")):
-        from intentq.dedup.sql import SqlDedupStore
+        from intentq.dedup.sql.store import SqlDedupStore
 
         return SqlDedupStore.from_url(url, prefix=prefix)
     raise ConfigError(

@@ -24,7 +24,7 @@ def open_dlq(url: str, **options: object) -> DeadLetterStore:
 
         return SqlDeadLetterStore.from_url(url, **options)  # type: ignore[arg-type]
     if scheme in ("sqs", "sqs+http", "sqs+https"):
-        from intentq.dlq.sqs import SqsDeadLetterStore
+        from intentq.dlq.sqs.store import SqsDeadLetterStore
 
         return SqsDeadLetterStore.from_url(url, **options)  # type: ignore[arg-type]
     raise ConfigError(

@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, RowMapping
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from intentq.config.redact import redacted
-from intentq.dedup.sql_engine import ProcessPools
+from intentq.dedup.sql.engine import ProcessPools
 from intentq.dlq.base import (
     DeadLetter,
     DeadLetterStore,

@@ -57,7 +57,7 @@ def init_resources(settings: Settings) -> list[InitStep]:
 
 def create_sqs_queues(settings: Settings) -> list[InitStep]:
     """The SQS DLQ, then the source queue whose redrive policy points at it."""
-    from intentq.sqs_queues import is_fifo, make_client, queue_name, translated
+    from intentq.sqs.queues import is_fifo, make_client, queue_name, translated
 
     source, target = queue_name(settings.sqs_queue), queue_name(settings.sqs_dlq)
     if is_fifo(source) != is_fifo(target):
@@ -87,7 +87,7 @@ def create_sqs_queues(settings: Settings) -> list[InitStep]:
 def _ensure_queue(client: SQSClient, name: str, attributes: dict[str, str]) -> str:
     """Create ``name`` if needed, then set ``attributes`` (create ignores them on a queue
     that exists)."""
-    from intentq.sqs_queues import is_fifo, translated
+    from intentq.sqs.queues import is_fifo, translated
 
     create: dict[str, Any] = {"QueueName": name}
     if is_fifo(name):

@@ -78,7 +78,7 @@ def opened_dlq(settings: Settings, *, create: bool = False) -> Iterator[DeadLett
         _must_exist(settings.dlq_url, "dead-letter store")
     with ExitStack() as stack:
         if is_sqs_dlq(settings.dlq_url):
-            from intentq.sqs_queues import make_client
+            from intentq.sqs.queues import make_client
 
             client = make_client(settings)
             stack.callback(client.close)

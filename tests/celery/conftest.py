@@ -165,13 +165,13 @@ class Harness:
         return worker
 
     def new_cli_worker(self, name: str = "w1") -> Worker:
-        """``celery -A intentq.consumers.celery_main worker``, configured by ``INTENTQ_*``."""
+        """``celery -A intentq.consumers.celery.main worker``, configured by ``INTENTQ_*``."""
         env = dict(self.env, INTENTQ_APP="tests.celery.tools:registry")
         for field_name, value in self.settings.model_dump(exclude={"app"}).items():
             if value is not None:
                 env[f"INTENTQ_{field_name.upper()}"] = str(value)
         argv = [
-            sys.executable, "-m", "celery", "-A", "intentq.consumers.celery_main",
+            sys.executable, "-m", "celery", "-A", "intentq.consumers.celery.main",
             "--result-backend", self.result_backend,
             "worker", "--queues", self.queue, "--concurrency", "2", "--loglevel", "INFO",
             "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle",

@@ -15,7 +15,6 @@ import pytest
 
 from intentq import Registry, ToolContext
 from intentq.config import Settings
-from intentq.consumers import celery_main
 from intentq.consumers.celery import (
     RAW_TASK,
     IdempotentTask,
@@ -28,7 +27,8 @@ from intentq.consumers.celery import (
     visibility_timeout,
     worker_argv,
 )
-from intentq.consumers.celery_publish import PlainTask
+from intentq.consumers.celery import main as celery_main
+from intentq.consumers.celery.publish import PlainTask
 from intentq.errors import ConfigError
 from intentq.intent import Intent
 

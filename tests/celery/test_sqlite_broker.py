@@ -1,6 +1,6 @@
 """The embedded broker, SQLite through kombu's SQLAlchemy transport, with the PostgreSQL store.
 
-The worker is Celery's own command line on ``intentq.consumers.celery_main``, configured by
+The worker is Celery's own command line on ``intentq.consumers.celery.main``, configured by
 ``INTENTQ_*`` variables alone.
 
 Not run here: a SIGKILLed worker. kombu's SQLAlchemy transport marks a delivered row

@@ -23,7 +23,7 @@ from intentq.consumers.celery import (
     create_app,
     runtime_of,
 )
-from intentq.consumers.celery_task import LETTER_KWARG
+from intentq.consumers.celery.task import LETTER_KWARG
 from intentq.dedup.base import State
 from intentq.dedup.memory import MemoryDedupStore
 from intentq.dlq import open_dlq

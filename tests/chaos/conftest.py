@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos_world import RedisServer
-from bench.chaos_zygote import Zygote
+from bench.chaos.world import RedisServer
+from bench.chaos.zygote import Zygote
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """Worker processes against real servers, for the chaos, fault and fuzz tests.
 
-Workers are forked by a zygote (``bench.chaos_zygote``) that preloaded every module, so a
+Workers are forked by a zygote (``bench.chaos.zygote``) that preloaded every module, so a
 replacement consumes within a second; each is a real process in a session of its own.
 """
 
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.chaos_tools import Effects
-from bench.chaos_world import PgSchema, RedisServer, WorkerProc
-from bench.chaos_zygote import Zygote
+from bench.chaos.tools import Effects
+from bench.chaos.world import PgSchema, RedisServer, WorkerProc
+from bench.chaos.zygote import Zygote
 from intentq.dedup import DedupStore, open_store
 from intentq.dlq import DeadLetterStore, open_dlq
 from tests.support.services import SqsServer

@@ -6,7 +6,7 @@ DLQ: every valid intent ran exactly once (on the Redis store, where the effect c
 the store's transaction, a re-run is tolerated only when its first run's worker was
 SIGKILLed between the effect and the completion record), none was lost, the DLQ holds
 exactly the poison with its reasons, and after the fix a replay runs the fixed intents
-exactly once while the rest stays dead. See bench/chaos.py.
+exactly once while the rest stays dead. See bench/chaos/run.py.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from bench.chaos import ChaosConfig, ChaosReport, run_chaos
-from bench.chaos_zygote import Zygote
+from bench.chaos.run import ChaosConfig, ChaosReport, run_chaos
+from bench.chaos.zygote import Zygote
 from tests.support.services import SqsServer
 
 pytestmark = pytest.mark.timeout(240)
@@ -72,7 +72,7 @@ def test_celery_redis_store_under_kills_and_redis_restarts(
     zygote: Zygote, tmp_path: Path, pg_url: str, amqp_url: str
 ) -> None:
     # RabbitMQ requeues a killed worker's messages; kombu's Redis transport can drop one
-    # popped by a worker killed before it was recorded as unacked (bench/chaos.py reports
+    # popped by a worker killed before it was recorded as unacked (bench/chaos/run.py reports
     # that separately): the broker's promise, not intentq's, so not what CI tests here.
     report = run(
         zygote, tmp_path, pg_url, transport="celery", broker="rabbitmq", store="redis",

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from bench.chaos_world import RedisServer, WorkerProc
-from bench.chaos_zygote import Zygote
+from bench.chaos.world import RedisServer, WorkerProc
+from bench.chaos.zygote import Zygote
 from intentq import Producer
 from intentq.config import Settings
 from intentq.dedup.base import State

@@ -287,7 +287,7 @@ def broken_dlq_commands(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(**overrides: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("intentq.cli.dlq.load_settings", boom)
+    monkeypatch.setattr("intentq.cli.dlq.inspect.load_settings", boom)
 
 
 @pytest.mark.usefixtures("broken_dlq_commands")

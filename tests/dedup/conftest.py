@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from intentq.dedup.base import DedupStore
 from intentq.dedup.memory import MemoryDedupStore
-from intentq.dedup.redis import RedisDedupStore
-from intentq.dedup.sql import SqlDedupStore
+from intentq.dedup.redis.store import RedisDedupStore
+from intentq.dedup.sql.store import SqlDedupStore
 from tests.support.net import free_port, port_open, wait_until
 
 T = TypeVar("T")

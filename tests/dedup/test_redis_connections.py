@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from intentq.dedup.base import Acquired, Cached
-from intentq.dedup.redis import RedisDedupStore
+from intentq.dedup.redis.store import RedisDedupStore
 from intentq.errors import StoreUnavailable
 from tests.dedup.conftest import RedisServer
 

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from intentq.dedup.base import Acquired, Cached, ClaimRequest
-from intentq.dedup.redis import RedisDedupStore
+from intentq.dedup.redis.store import RedisDedupStore
 from tests.dedup.conftest import RedisServer
 
 TOOL = "send_email"

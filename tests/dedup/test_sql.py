@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event, inspect, text
 
 from intentq.dedup.base import Acquired, Cached, ClaimRequest
-from intentq.dedup.sql import SqlDedupStore
+from intentq.dedup.sql.store import SqlDedupStore
 from intentq.errors import ConfigError
 from tests.dedup.conftest import Backend
 

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import event
 
 from intentq.dedup.base import Acquired, Busy, Cached, ClaimRequest
-from intentq.dedup.sql import SqlDedupStore
-from intentq.dedup.sql_engine import make_engine, ping_when_idle
+from intentq.dedup.sql.engine import make_engine, ping_when_idle
+from intentq.dedup.sql.store import SqlDedupStore
 from intentq.errors import StoreUnavailable
 from tests.dedup.conftest import Backend
 from tests.support.net import wait_until

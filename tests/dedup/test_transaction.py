@@ -13,8 +13,8 @@ from sqlalchemy.orm import registry as orm_registry
 
 from intentq.dedup.backstop import add_once, insert_once
 from intentq.dedup.base import Acquired, Cached, State, TransactionalStore
-from intentq.dedup.sql import SqlDedupStore
-from intentq.dedup.sql_engine import SQLITE_BEGIN
+from intentq.dedup.sql.engine import SQLITE_BEGIN
+from intentq.dedup.sql.store import SqlDedupStore
 from intentq.errors import DedupError, LeaseLost
 from tests.dedup.conftest import Backend
 

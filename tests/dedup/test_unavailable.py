@@ -12,8 +12,8 @@ from sqlalchemy import exc as sa_exc
 
 from intentq.dedup import open_store
 from intentq.dedup.base import Acquired, ClaimRequest, DedupStore
-from intentq.dedup.redis import RedisDedupStore
-from intentq.dedup.sql import SqlDedupStore
+from intentq.dedup.redis.store import RedisDedupStore
+from intentq.dedup.sql.store import SqlDedupStore
 from intentq.errors import DedupError, StoreUnavailable, TransientError
 from tests.dedup.conftest import Backend, RedisServer
 from tests.support.net import free_port

@@ -9,7 +9,7 @@ import pytest
 
 from intentq.dlq import DeadLetterStore, open_dlq
 from intentq.dlq.sql import SqlDeadLetterStore
-from intentq.dlq.sqs import SqsDeadLetterStore
+from intentq.dlq.sqs.store import SqsDeadLetterStore
 from tests.support.net import free_port
 from tests.support.services import SqsServer
 

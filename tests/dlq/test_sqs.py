@@ -11,9 +11,9 @@ import pytest
 
 from intentq.dlq import DeadLetter, LetterFilter, Reason
 from intentq.dlq.replay import replay
-from intentq.dlq.sqs import SqsDeadLetterStore
-from intentq.dlq.sqs_codec import ENCODING_ATTR, META_ATTR, REDRIVE_ERROR_TYPE, Encoded
-from intentq.dlq.sqs_scan import Held
+from intentq.dlq.sqs.codec import ENCODING_ATTR, META_ATTR, REDRIVE_ERROR_TYPE, Encoded
+from intentq.dlq.sqs.scan import Held
+from intentq.dlq.sqs.store import SqsDeadLetterStore
 from intentq.errors import DLQError
 from intentq.intent import Intent, new_intent_id
 from tests.dlq.conftest import open_sqs

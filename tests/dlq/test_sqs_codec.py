@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from intentq.dlq import DeadLetter, Reason
-from intentq.dlq.sqs_codec import (
+from intentq.dlq.sqs.codec import (
     META_ATTR,
     TOOL_ATTR,
     decode,

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.chaos_world import WorkerProc
-from bench.chaos_zygote import Zygote
+from bench.chaos.world import WorkerProc
+from bench.chaos.zygote import Zygote
 from tests.chaos.harness import Rig, rig
 from tests.support.services import SqsServer
 

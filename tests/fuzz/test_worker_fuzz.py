@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.chaos_tools import Effects, build_registry
-from bench.chaos_world import WorkerProc
+from bench.chaos.tools import Effects, build_registry
+from bench.chaos.world import WorkerProc
 from intentq import InvalidIntent, Producer
 from intentq.config import Settings
 from intentq.dedup.memory import MemoryDedupStore

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from intentq.config import Settings
-from intentq.consumers.sqs import SqsWorker
+from intentq.consumers.sqs.service import SqsWorker
 from intentq.dedup import DedupStore, open_store
 from intentq.dlq.base import DeadLetterStore
 from intentq.dlq.memory import MemoryDeadLetterStore

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from intentq.config.settings import Settings
-from intentq.dlq.sqs import SqsDeadLetterStore
-from intentq.sqs_client import make_client, new_client
+from intentq.dlq.sqs.store import SqsDeadLetterStore
+from intentq.sqs.client import make_client, new_client
 
 
 def _access_key(client: object) -> str | None:

@@ -13,8 +13,8 @@ from botocore.exceptions import (
 )
 
 from intentq.errors import DLQUnavailable, TransportError, TransportUnavailable
-from intentq.sqs_errors import error_code, is_gone
-from intentq.sqs_queues import resolve_queue_url, translated
+from intentq.sqs.errors import error_code, is_gone
+from intentq.sqs.queues import resolve_queue_url, translated
 from tests.support.aws import client_error
 
 URL = "http://127.0.0.1:4566/000000000000/jobs"
@@ -51,7 +51,7 @@ def test_refusals_are_transport_errors_not_outages(error: Exception) -> None:
 
 
 def test_the_same_failure_is_a_dlq_error_through_the_dlq() -> None:
-    from intentq.dlq.sqs_errors import translated as dlq_translated
+    from intentq.dlq.sqs.errors import translated as dlq_translated
 
     busy = pytest.raises(DLQUnavailable, match="SQS SendMessage on 'dlq' failed: Service")
     with busy, dlq_translated("dlq", "SendMessage"):

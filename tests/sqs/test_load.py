@@ -13,7 +13,7 @@ from intentq import Intent, Producer
 from intentq.dedup import State
 from intentq.dlq import DeadLetterStore, Reason
 from intentq.dlq.sql import SqlDeadLetterStore
-from intentq.dlq.sqs import SqsDeadLetterStore
+from intentq.dlq.sqs.store import SqsDeadLetterStore
 from intentq.registry import Registry
 from tests.sqs.conftest import StoreConfig, queue_depth, running, settings_for
 from tests.sqs.tools import Effects

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from intentq.consumers.sqs_pool import Pool
+from intentq.consumers.sqs.pool import Pool
 
 
 def test_quick_deferred_tasks_run_one_after_another_on_the_thread_that_deferred_them() -> None:

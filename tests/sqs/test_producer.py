@@ -11,7 +11,7 @@ from intentq import Intent, InvalidArgs, InvalidIntent, Producer, UnknownTool
 from intentq.config import Settings
 from intentq.errors import TransportError
 from intentq.registry import Registry
-from intentq.sqs_send import SendFailed, fifo_id, group_id
+from intentq.sqs.send import SendFailed, fifo_id, group_id
 from tests.support.services import SqsServer
 
 

@@ -6,8 +6,8 @@ import threading
 from collections import Counter
 from typing import Any
 
-from intentq.consumers.sqs_queue import Received, SqsQueue
-from intentq.consumers.sqs_settle import Settler
+from intentq.consumers.sqs.receiver import Received, SqsQueue
+from intentq.consumers.sqs.settle import Settler
 from tests.sqs.conftest import queue_depth
 from tests.support.net import wait_until
 from tests.support.services import SqsServer

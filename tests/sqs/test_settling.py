@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from intentq import Producer
-from intentq.consumers.sqs import EXIT_ERROR, run_worker
-from intentq.dlq.sqs import SqsDeadLetterStore
+from intentq.consumers.sqs.service import EXIT_ERROR, run_worker
+from intentq.dlq.sqs.store import SqsDeadLetterStore
 from intentq.registry import Registry
 from tests.sqs.conftest import StoreConfig, queue_depth, settings_for
 from tests.sqs.tools import Effects

@@ -9,7 +9,7 @@ import logging
 import sys
 
 from intentq.config import Settings
-from intentq.consumers.sqs import run_worker
+from intentq.consumers.sqs.service import run_worker
 from tests.sqs.tools import env_registry
 
 

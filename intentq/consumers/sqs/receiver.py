@@ -1,0 +1,150 @@
+"""One SQS queue as the worker sees it: receive, delete and change visibility, in batches."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from intentq.errors import TransportError
+from intentq.sqs.queues import MAX_VISIBILITY, error_code, is_fifo, is_gone, queue_name, translated
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import MessageSystemAttributeNameType
+    from mypy_boto3_sqs.type_defs import (
+        ChangeMessageVisibilityBatchRequestEntryTypeDef,
+        DeleteMessageBatchRequestEntryTypeDef,
+    )
+
+log = logging.getLogger("intentq.sqs")
+
+# SQS takes at most 10 entries per batch call.
+BATCH_LIMIT = 10
+# Only what the worker reads: every attribute asked for is sent, and parsed, per message.
+_ATTRIBUTES: list[MessageSystemAttributeNameType] = ["ApproximateReceiveCount", "MessageGroupId"]
+
+
+@dataclass(frozen=True)
+class Received:
+    """One delivery of one message: the receipt handle is valid until the next delivery."""
+
+    message_id: str
+    receipt_handle: str
+    body: bytes
+    receive_count: int = 1
+    group_id: str | None = None
+    received_at: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def from_sqs(cls, message: Mapping[str, Any]) -> Received:
+        """From a ``ReceiveMessage`` entry as boto3 returns it."""
+        attributes = message.get("Attributes") or {}
+        return cls(
+            message_id=str(message["MessageId"]),
+            receipt_handle=str(message["ReceiptHandle"]),
+            body=str(message.get("Body", "")).encode("utf-8"),
+            receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
+            group_id=attributes.get("MessageGroupId"),
+        )
+
+    def visibility_left(self) -> int:
+        """How far this delivery's visibility may still be pushed: 12 h from receipt."""
+        return max(0, MAX_VISIBILITY - int(time.monotonic() - self.received_at) - 1)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A batch entry SQS refused; ``gone`` means the delivery is no longer ours."""
+
+    message: Received
+    code: str
+    text: str
+
+    @property
+    def gone(self) -> bool:
+        return is_gone(self.code)
+
+
+class SqsQueue:
+    """A queue bound to a client and its URL."""
+
+    def __init__(self, client: SQSClient, url: str) -> None:
+        self.client = client
+        self.url = url
+        self.name = queue_name(url)
+        self.fifo = is_fifo(url)
+
+    def receive(self, max_messages: int, wait_seconds: int, visibility: int) -> list[Received]:
+        """Long-poll for up to ``max_messages`` (1..10), hidden for ``visibility`` seconds."""
+        with translated("ReceiveMessage", self.url):
+            response = self.client.receive_message(
+                QueueUrl=self.url,
+                MaxNumberOfMessages=max(1, min(BATCH_LIMIT, max_messages)),
+                WaitTimeSeconds=wait_seconds,
+                VisibilityTimeout=visibility,
+                MessageSystemAttributeNames=_ATTRIBUTES,
+            )
+        return [Received.from_sqs(m) for m in response.get("Messages", [])]
+
+    def delete(self, messages: Sequence[Received]) -> list[Failure]:
+        """``DeleteMessageBatch`` (10 at a time); returns the entries SQS refused."""
+        failures: list[Failure] = []
+        for start in range(0, len(messages), BATCH_LIMIT):
+            chunk = messages[start : start + BATCH_LIMIT]
+            entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
+                {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)
+            ]
+            with translated("DeleteMessageBatch", self.url):
+                response = self.client.delete_message_batch(
+                    QueueUrl=self.url,
+                    Entries=entries,
+                )
+            failures += _failures(chunk, response.get("Failed", []))
+        return failures
+
+    def change_visibility(self, changes: Sequence[tuple[Received, int]]) -> list[Failure]:
+        """``ChangeMessageVisibilityBatch`` (10 at a time); returns refused entries."""
+        failures: list[Failure] = []
+        for start in range(0, len(changes), BATCH_LIMIT):
+            chunk = changes[start : start + BATCH_LIMIT]
+            entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
+                {
+                    "Id": str(i),
+                    "ReceiptHandle": m.receipt_handle,
+                    "VisibilityTimeout": min(seconds, m.visibility_left()),
+                }
+                for i, (m, seconds) in enumerate(chunk)
+            ]
+            with translated("ChangeMessageVisibilityBatch", self.url):
+                response = self.client.change_message_visibility_batch(
+                    QueueUrl=self.url,
+                    Entries=entries,
+                )
+            failures += _failures([m for m, _ in chunk], response.get("Failed", []))
+        return failures
+
+    def extend(self, message: Received, seconds: int) -> bool:
+        """Keep one delivery hidden ``seconds`` more; ``False`` if it is no longer ours."""
+        try:
+            with translated("ChangeMessageVisibility", self.url):
+                self.client.change_message_visibility(
+                    QueueUrl=self.url,
+                    ReceiptHandle=message.receipt_handle,
+                    VisibilityTimeout=min(seconds, message.visibility_left()),
+                )
+        except TransportError as exc:
+            if is_gone(error_code(exc.__cause__)):
+                return False
+            raise
+        return True
+
+
+def _failures(chunk: Sequence[Received], failed: Sequence[Mapping[str, Any]]) -> list[Failure]:
+    out = []
+    for entry in failed:
+        message = chunk[int(entry["Id"])]
+        out.append(Failure(message, str(entry.get("Code", "")), str(entry.get("Message", ""))))
+    return out

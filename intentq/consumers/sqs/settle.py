@@ -1,0 +1,241 @@
+"""Settling deliveries: deletes and visibility changes, batched by 10 on one thread.
+
+Messages finish one by one on the pool's threads; sending each verdict as it comes would
+cost one SQS call per message. The settler gathers verdicts while more are expected - until ten
+are in hand, the batch's last one came, or none came for a few milliseconds - and sends them
+as ``DeleteMessageBatch`` / ``ChangeMessageVisibilityBatch`` calls, while the worker's main
+thread is already receiving the next batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from intentq.consumers.sqs.receiver import BATCH_LIMIT, Failure, Received, SqsQueue
+from intentq.errors import TransportError
+
+log = logging.getLogger("intentq.sqs")
+
+# A verdict waits for others to share its batch call while more are coming: until none has
+# come for this long, and never longer than MAX_LINGER in all. A batch of quick tools on a
+# busy machine can take several of Python's 5 ms thread switches between two verdicts.
+DEFAULT_LINGER = 0.01
+MAX_LINGER = 0.05
+# Backoff between attempts of a batch call that failed as a whole.
+_CALL_RETRIES = (0.2, 1.0, 3.0)
+
+
+@dataclass
+class SettleStats:
+    """What the settler did: counts for logs, tests and benchmarks."""
+
+    deleted: int = 0
+    released: int = 0
+    gone: int = 0
+    failed: int = 0
+
+
+class Settler:
+    """Takes verdicts from any thread; a background thread sends them in batches.
+
+    Verdicts wait in two lists under one lock. The sending thread is woken only when it has
+    something new to do - the first verdict after an idle spell (to start the linger clock),
+    a full batch, the last verdict it was told to expect, a flush or the stop - not by every
+    verdict: a batch of quick messages costs two wake-ups and one call.
+    """
+
+    def __init__(
+        self, sqs: SqsQueue, linger: float = DEFAULT_LINGER, max_linger: float = MAX_LINGER
+    ) -> None:
+        self._sqs = sqs
+        self._linger = linger
+        self._max_linger = max_linger
+        self._cond = threading.Condition(threading.Lock())
+        self._deletes: list[Received] = []
+        self._releases: list[tuple[Received, int]] = []
+        self._flushes: list[threading.Event] = []
+        self._expected = 0  # verdicts still to come for messages being processed
+        self._last = 0.0  # when the latest verdict came
+        self._idle = False  # the thread waits with nothing in hand: a first verdict wakes it
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.stats = SettleStats()
+
+    def start(self) -> None:
+        if self._thread is not None:  # the common case, without the lock
+            return
+        with self._cond:
+            if self._thread is None:
+                self._stop = False
+                self._thread = threading.Thread(
+                    target=self._run, name="intentq-sqs-settle", daemon=True
+                )
+                self._thread.start()
+
+    def expect(self, count: int) -> None:
+        """``count`` messages are being processed: their verdicts are worth waiting for."""
+        with self._cond:
+            self._expected += count
+
+    def delete(self, message: Received) -> None:
+        """Acknowledge: the message is done with."""
+        self.start()
+        with self._cond:
+            self._deletes.append(message)
+            self._came(len(self._deletes))
+
+    def release(self, message: Received, seconds: int) -> None:
+        """Give the message back to be delivered again in ``seconds``."""
+        self.start()
+        with self._cond:
+            self._releases.append((message, seconds))
+            self._came(len(self._releases))
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far has been sent; ``False`` on timeout."""
+        if self._thread is None:
+            return True
+        done = threading.Event()
+        with self._cond:
+            self._flushes.append(done)
+            self._cond.notify()
+        return done.wait(timeout)
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Send what is queued, then stop the thread."""
+        flushed = self.flush(timeout)
+        with self._cond:
+            thread, self._thread = self._thread, None
+            self._stop = True
+            self._cond.notify()
+        if thread is not None:
+            thread.join(timeout)
+        return flushed
+
+    def _came(self, queued: int) -> None:
+        # Called with the lock held, for each verdict.
+        self._last = time.monotonic()
+        if self._expected:
+            self._expected -= 1
+        if self._idle or queued == BATCH_LIMIT or not self._expected:
+            self._idle = False
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            deletes, releases, waiters, stop = self._take()
+            self._send(deletes, releases)
+            for waiter in waiters:
+                waiter.set()
+            if stop:
+                return
+
+    def _take(
+        self,
+    ) -> tuple[list[Received], list[tuple[Received, int]], list[threading.Event], bool]:
+        """Wait for a batch worth sending; take it (all of it, on a flush or the stop)."""
+        with self._cond:
+            first: float | None = None
+            while True:
+                everything = bool(self._flushes) or self._stop
+                if (
+                    everything
+                    or len(self._deletes) >= BATCH_LIMIT
+                    or len(self._releases) >= BATCH_LIMIT
+                ):
+                    break
+                if not self._deletes and not self._releases:
+                    self._idle = True
+                    self._cond.wait()
+                    continue
+                if not self._expected:  # nothing more is coming soon
+                    break
+                now = time.monotonic()
+                if first is None:
+                    first = now
+                due = min(self._last + self._linger, first + self._max_linger)
+                if now >= due:
+                    break
+                self._idle = False
+                self._cond.wait(due - now)
+            self._idle = False
+            if everything:
+                deletes, self._deletes = self._deletes, []
+                releases, self._releases = self._releases, []
+                waiters, self._flushes = self._flushes, []
+                return deletes, releases, waiters, self._stop
+            deletes = self._deletes[:BATCH_LIMIT]
+            del self._deletes[:BATCH_LIMIT]
+            releases = self._releases[:BATCH_LIMIT]
+            del self._releases[:BATCH_LIMIT]
+            return deletes, releases, [], False
+
+    def _send(self, deletes: list[Received], releases: list[tuple[Received, int]]) -> None:
+        if deletes:
+            left = self._call("delete", lambda ms: self._sqs.delete(ms), deletes)
+            self.stats.deleted += len(deletes) - len(left)
+        if releases:
+            seconds = {id(m): s for m, s in releases}
+            messages = [m for m, _ in releases]
+            left = self._call(
+                "visibility change",
+                lambda ms: self._sqs.change_visibility([(m, seconds[id(m)]) for m in ms]),
+                messages,
+            )
+            self.stats.released += len(releases) - len(left)
+
+    def _call(
+        self,
+        what: str,
+        call: Callable[[Sequence[Received]], list[Failure]],
+        messages: list[Received],
+    ) -> list[Received]:
+        """Send, retrying whole-call failures and, once, entries refused for other reasons.
+
+        Returns the messages that were not settled.
+        """
+        unsettled: list[Received] = []
+        pending, attempt, may_retry_entries = messages, 0, True
+        while pending:
+            try:
+                failures = call(pending)
+            except TransportError as exc:
+                if attempt >= len(_CALL_RETRIES):
+                    # The deliveries reappear when their visibility runs out; the store
+                    # answers their duplicates, so nothing runs twice and nothing is lost.
+                    log.error("SQS %s of %d message(s) failed: %s", what, len(pending), exc)
+                    self.stats.failed += len(pending)
+                    return unsettled + pending
+                log.warning("SQS %s failed, retrying: %s", what, exc)
+                time.sleep(_CALL_RETRIES[attempt])
+                attempt += 1
+                continue
+            for failure in failures:
+                if failure.gone:
+                    log.info(
+                        "SQS %s of %s: %s; this delivery is no longer ours",
+                        what,
+                        failure.message.message_id,
+                        failure.code,
+                    )
+                    self.stats.gone += 1
+                    unsettled.append(failure.message)
+            pending = [f.message for f in failures if not f.gone]
+            if pending and not may_retry_entries:
+                for failure in failures:
+                    if not failure.gone:
+                        log.warning(
+                            "SQS %s of %s refused: %s %s",
+                            what,
+                            failure.message.message_id,
+                            failure.code,
+                            failure.text,
+                        )
+                self.stats.failed += len(pending)
+                return unsettled + pending
+            may_retry_entries = False
+        return unsettled

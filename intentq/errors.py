@@ -97,3 +97,14 @@ class Retry(IntentqError):
         super().__init__(f"retry in {delay:.3f}s")
         self.delay = delay
         self.spend_attempt = spend_attempt
+
+
+class InvalidToolCall(InvalidIntent):
+    """A model's tool call cannot become an intent; ``call_id`` says which call it was."""
+
+    def __init__(
+        self, reason: str, message: str, *, tool: str | None = None, call_id: str | None = None
+    ) -> None:
+        super().__init__(reason, message)
+        self.tool = tool
+        self.call_id = call_id

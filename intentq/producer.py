@@ -18,10 +18,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from intentq.config.settings import Settings
+from intentq.connections import sqs_client_for
 from intentq.errors import IntentqError, InvalidIntent, TransportError, TransportUnavailable
 from intentq.intent import Intent
 from intentq.registry import Registry
-from intentq.sqs.queues import make_client
 from intentq.sqs.send import DEFAULT_GROUP, Outgoing, SendFailed, SqsSender, fifo_id, group_id
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ class Producer:
         with self._lock:
             if self._sender is None:
                 if self._sqs_client is None:
-                    self._sqs_client = make_client(self.settings)
+                    self._sqs_client = sqs_client_for(self.settings)
                     self._own_client = True
                 self._sender = SqsSender(self._sqs_client)
             return self._sender

@@ -86,9 +86,9 @@ class SqsTransport:
         self.endpoint_url = endpoint_url
         self.concurrency = concurrency
         settings = Settings(transport="sqs", sqs_endpoint_url=endpoint_url)
-        from intentq.sqs.queues import make_client
+        from intentq.connections import sqs_client_for
 
-        self.client = make_client(settings)
+        self.client = sqs_client_for(settings)
         self.url = self.client.create_queue(QueueName=f"chaos-{run_id}")["QueueUrl"]
         self.producer = Producer(
             Settings(transport="sqs", sqs_endpoint_url=endpoint_url, sqs_queue=self.url),

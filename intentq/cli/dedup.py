@@ -26,7 +26,7 @@ def _missing(tool: str, key: str) -> CliError:
 @dedup_app.command("get", epilog="Example:  intentq dedup get book_slot conv42-call7 --json")
 def get(tool: ToolArg, key: KeyArg, as_json: JsonFlag = False) -> None:
     """Show the store's record of TOOL under KEY: state, attempts, lease, result, error."""
-    from intentq.ops.resources import opened_store
+    from intentq.connections import opened_store
     from intentq.ops.serialize import record_detail
 
     with opened_store(load_settings()) as store:
@@ -52,7 +52,7 @@ def forget(
 
     Asks for confirmation unless --yes; without a terminal to ask on, refuses (exit 2).
     """
-    from intentq.ops.resources import opened_store
+    from intentq.connections import opened_store
 
     with opened_store(load_settings()) as store:
         record = store.get(tool, key)
@@ -74,7 +74,7 @@ def forget(
 @dedup_app.command("gc", epilog="Example:  intentq dedup gc --json")
 def gc(as_json: JsonFlag = False) -> None:
     """Delete expired records now (the SQL store; Redis expires keys by itself)."""
-    from intentq.ops.resources import opened_store
+    from intentq.connections import opened_store
 
     with opened_store(load_settings()) as store:
         removed = store.gc()

@@ -64,8 +64,8 @@ def enqueue(
     sending. Sending the same key again is safe: the tool runs at most once per key. With
     --wait, exits 0 on a result, 7 if the intent was dead-lettered, 6 on timeout.
     """
+    from intentq.connections import is_sqs_dlq, opened_dlq, opened_store
     from intentq.ops.awaiting import await_result
-    from intentq.ops.resources import is_sqs_dlq, opened_dlq, opened_store
     from intentq.producer import Producer
 
     settings = check_broker(load_settings(transport=transport, app=app))
@@ -151,8 +151,8 @@ def result(
     Exits 0 when the key completed or is still running, 7 when it was dead-lettered, 5 when
     the store has no record of it (never claimed, or expired).
     """
+    from intentq.connections import opened_store
     from intentq.dedup.base import State
-    from intentq.ops.resources import opened_store
 
     with opened_store(load_settings()) as store:
         record = store.get(tool, key)

@@ -1,5 +1,6 @@
 """The idempotency store: one record per ``(tool, key)``, claimed atomically with a lease."""
 
+from intentq.connections import open_store
 from intentq.dedup.base import (
     Acquired,
     Busy,
@@ -12,7 +13,6 @@ from intentq.dedup.base import (
     Record,
     State,
 )
-from intentq.dedup.factory import open_store
 
 __all__ = [
     "Acquired",

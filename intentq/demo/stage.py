@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from intentq.config.settings import Settings
+from intentq.connections import open_dlq_for, open_store_for
 from intentq.dedup.base import DedupStore
-from intentq.dedup.factory import open_store
 from intentq.demo.embedded import EmbeddedWorker
 from intentq.demo.tools import World, build_registry
 from intentq.dlq.base import DeadLetter, DeadLetterStore
-from intentq.dlq.factory import open_dlq
 from intentq.errors import IntentqError
 from intentq.intent import Intent
 from intentq.ops.init import init_resources
@@ -142,8 +141,8 @@ class Stage:
         replaced = clear_previous_run(directory)
         settings = demo_settings(directory)
         init_resources(settings)  # what `intentq init` does: the store's and the DLQ's tables
-        store = open_store(settings.dedup_url, settings.key_prefix)
-        dlq = open_dlq(settings.dlq_url)
+        store = open_store_for(settings)
+        dlq = open_dlq_for(settings)
         world = World(directory / TOOLS_FILE)
         world.lease_probe = lambda tool, key: _lease_until(store, tool, key)
         return cls(directory, settings, world, store, dlq, replaced=replaced)

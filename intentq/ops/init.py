@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from intentq.config.redact import redacted
+from intentq.connections import is_sqs_dlq, opened_dlq, opened_store
 from intentq.errors import ConfigError
-from intentq.ops.resources import is_sqs_dlq, opened_dlq, opened_store
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -57,7 +57,8 @@ def init_resources(settings: Settings) -> list[InitStep]:
 
 def create_sqs_queues(settings: Settings) -> list[InitStep]:
     """The SQS DLQ, then the source queue whose redrive policy points at it."""
-    from intentq.sqs.queues import is_fifo, make_client, queue_name, translated
+    from intentq.connections import sqs_client_for
+    from intentq.sqs.queues import is_fifo, queue_name, translated
 
     source, target = queue_name(settings.sqs_queue), queue_name(settings.sqs_dlq)
     if is_fifo(source) != is_fifo(target):
@@ -65,7 +66,7 @@ def create_sqs_queues(settings: Settings) -> list[InitStep]:
             f"queue {source!r} and its DLQ {target!r} must both be FIFO (.fifo) or both standard"
         )
     max_receive = settings.max_receives + REDRIVE_MARGIN
-    client = make_client(settings)
+    client = sqs_client_for(settings)
     try:
         dlq_url = _ensure_queue(
             client, target, {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)}

@@ -11,7 +11,6 @@ from intentq.errors import ConfigError
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-    from intentq.config.settings import Settings
 
 # A long poll waits up to 20 s; leave room above it before calling the read dead.
 DEFAULT_READ_TIMEOUT = 40.0
@@ -60,14 +59,6 @@ def new_client(
         config=config,
     )
 
-
-def make_client(settings: Settings, max_connections: int = 10) -> SQSClient:
-    """A client for the settings' region and endpoint."""
-    return new_client(
-        region=settings.aws_region,
-        endpoint_url=settings.sqs_endpoint_url or None,
-        max_connections=max_connections,
-    )
 
 
 def _is_local(endpoint: str) -> bool:

@@ -12,7 +12,6 @@ from urllib.parse import urlparse
 
 from intentq.errors import TransportError, TransportUnavailable
 from intentq.sqs import errors as sqs_errors
-from intentq.sqs.client import make_client
 from intentq.sqs.errors import error_code, is_gone
 
 if TYPE_CHECKING:
@@ -24,7 +23,6 @@ __all__ = [
     "is_fifo",
     "is_gone",
     "is_queue_url",
-    "make_client",
     "queue_name",
     "resolve_queue_url",
     "translated",

@@ -18,8 +18,9 @@ import pytest
 
 from intentq.config import Settings
 from intentq.consumers.celery import create_app, publish
-from intentq.dedup import DedupStore, open_store
-from intentq.dlq import DeadLetterStore, LetterFilter, open_dlq
+from intentq.connections import open_dlq_for, open_store_for
+from intentq.dedup import DedupStore
+from intentq.dlq import DeadLetterStore, LetterFilter
 from intentq.dlq.base import DeadLetter
 from intentq.intent import Intent
 from tests.celery.tools import FX_DSN, FX_TABLE, registry
@@ -264,9 +265,9 @@ def make_harness(
         **settings,
     }
     conf = Settings(**config)
-    dlq = open_dlq(conf.dlq_url)
+    dlq = open_dlq_for(conf)
     dlq.create_schema()
-    store = open_store(conf.dedup_url, prefix=conf.key_prefix)
+    store = open_store_for(conf)
     store.create_schema()
     app = create_app(
         conf, registry, result_backend=result_backend, broker_transport_options=transport_options

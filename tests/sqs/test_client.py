@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from intentq.config.settings import Settings
+from intentq.connections import sqs_client_for
 from intentq.dlq.sqs.store import SqsDeadLetterStore
-from intentq.sqs.client import make_client, new_client
+from intentq.sqs.client import new_client
 
 
 def _access_key(client: object) -> str | None:
@@ -17,7 +18,7 @@ def _access_key(client: object) -> str | None:
 def test_settings_give_region_endpoint_and_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
     settings = Settings(aws_region="eu-west-1", sqs_endpoint_url="http://127.0.0.1:4566")
-    client = make_client(settings, max_connections=7)
+    client = sqs_client_for(settings, max_connections=7)
     try:
         assert client.meta.region_name == "eu-west-1"
         assert client.meta.endpoint_url == "http://127.0.0.1:4566"

@@ -44,7 +44,7 @@ def list_letters(
     as_json: JsonFlag = False,
 ) -> None:
     """List dead letters, oldest first."""
-    from intentq.ops.resources import opened_dlq
+    from intentq.connections import opened_dlq
     from intentq.ops.serialize import letter_summary
 
     f = letter_filter(tool, reason, error_type, since, until)
@@ -86,7 +86,7 @@ def show(
     as_json: JsonFlag = False,
 ) -> None:
     """Show one dead letter: its body, error, traceback and history."""
-    from intentq.ops.resources import opened_dlq
+    from intentq.connections import opened_dlq
     from intentq.ops.serialize import letter_detail
 
     with opened_dlq(load_settings()) as dlq:
@@ -116,7 +116,7 @@ def stats(
     as_json: JsonFlag = False,
 ) -> None:
     """Count dead letters by tool and by reason."""
-    from intentq.ops.resources import opened_dlq
+    from intentq.connections import opened_dlq
     from intentq.ops.stats import letter_stats
 
     f = letter_filter(tool, reason, since=since)

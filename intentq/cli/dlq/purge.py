@@ -45,8 +45,8 @@ def purge(
 
     Asks for confirmation unless --yes; without a terminal to ask on, refuses (exit 2).
     """
+    from intentq.connections import opened_dlq
     from intentq.dlq.purge import purge as run_purge
-    from intentq.ops.resources import opened_dlq
 
     ids = tuple(letter_ids or ())
     if sum([bool(ids), older_than is not None, all_letters]) != 1:

@@ -74,8 +74,8 @@ def replay(
     reset first. A crash between sending and removing is safe: the next replay's duplicate is
     deduplicated. Exits 1 if any letter failed.
     """
+    from intentq.connections import opened_dlq, opened_store
     from intentq.dlq.replay import replay as run_replay
-    from intentq.ops.resources import opened_dlq, opened_store
 
     ids = tuple(letter_ids or ())
     f = letter_filter(tool, reason, error_type, since, until)

@@ -15,10 +15,9 @@ import weakref
 from typing import Any
 
 from intentq.config.settings import Settings
+from intentq.connections import open_dlq_for, open_store_for
 from intentq.dedup.base import DedupStore
-from intentq.dedup.factory import open_store
 from intentq.dlq.base import DeadLetterStore
-from intentq.dlq.factory import open_dlq
 from intentq.errors import ConfigError
 from intentq.executor import Executor
 from intentq.policy import Policy
@@ -76,7 +75,7 @@ class Runtime:
             if self._executor is None:
                 store = self._given_store
                 if store is None:
-                    store = open_store(self.settings.dedup_url, prefix=self.settings.key_prefix)
+                    store = open_store_for(self.settings)
                     self._opened.append(store)
                 self._executor = Executor(self.registry, store, self.policy)
             return self._executor
@@ -88,7 +87,7 @@ class Runtime:
             if self._dlq is None:
                 dlq = self._given_dlq
                 if dlq is None:
-                    dlq = open_dlq(self.settings.dlq_url)
+                    dlq = open_dlq_for(self.settings)
                     self._opened.append(dlq)
                 self._dlq = dlq
             return self._dlq

@@ -10,19 +10,18 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from intentq.config.settings import Settings
+from intentq.connections import open_dlq_for, open_store_for, sqs_client_for
 from intentq.consumers.sqs.batch import GIVE_BACK_DELAY, BatchRunner
 from intentq.consumers.sqs.pool import Pool
 from intentq.consumers.sqs.receiver import Received, SqsQueue
 from intentq.consumers.sqs.settle import Settler, SettleStats
 from intentq.dedup.base import DedupStore
-from intentq.dedup.factory import open_store
 from intentq.dlq.base import DeadLetterStore
-from intentq.dlq.factory import open_dlq
 from intentq.executor import Executor
 from intentq.heartbeat import Heartbeat
 from intentq.policy import Policy
 from intentq.registry import Registry
-from intentq.sqs.queues import make_client, resolve_queue_url, visibility
+from intentq.sqs.queues import resolve_queue_url, visibility
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -59,14 +58,14 @@ class SqsWorker:
         self._closers: list[Callable[[], None]] = []
         try:
             if store is None:
-                store = open_store(settings.dedup_url, prefix=settings.key_prefix)
+                store = open_store_for(settings)
                 self._closers.append(store.close)
             if dlq is None:
-                dlq = _open_dlq(settings)
+                dlq = open_dlq_for(settings)
                 self._closers.append(dlq.close)
             if client is None:
                 # Pool threads extend visibility while the settler and the receive loop talk.
-                client = make_client(settings, max_connections=self.concurrency + 4)
+                client = sqs_client_for(settings, max_connections=self.concurrency + 4)
                 self._closers.append(client.close)
         except BaseException:
             self._close_owned()
@@ -253,10 +252,3 @@ class SqsWorker:
             except Exception:
                 log.warning("closing %r failed", close, exc_info=True)
 
-
-def _open_dlq(settings: Settings) -> DeadLetterStore:
-    if settings.dlq_url.partition("://")[0].lower().startswith("sqs"):
-        return open_dlq(
-            settings.dlq_url, endpoint_url=settings.sqs_endpoint_url, region=settings.aws_region
-        )
-    return open_dlq(settings.dlq_url)

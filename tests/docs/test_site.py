@@ -1,0 +1,25 @@
+"""The docs site builds with ``--strict``: a broken link, anchor or snippet path fails."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.docs.conftest import ROOT
+
+MKDOCS = Path(sys.executable).parent / "mkdocs"
+
+
+def test_the_site_builds_strictly(tmp_path: Path) -> None:
+    # Snippet paths are relative to the repository root, as `./run docs` runs it.
+    done = subprocess.run(
+        [str(MKDOCS), "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT, capture_output=True, text=True, timeout=110,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert (tmp_path / "site" / "index.html").is_file()
+    assert (tmp_path / "site" / "reference" / "dedup" / "index.html").is_file()

@@ -21,5 +21,5 @@ def look_around(url: str) -> DeadLetterStore:
     dlq.mark_replayed(letter.id)  # replay_count + 1, last_replayed_at = now
     dlq.delete(letter.id)  # True if it existed
     dlq.delete_many(LetterFilter(reason=Reason.SCHEMA))
-    print(dlq.ending_in([letter.id[-12:]]))  # {suffix: letters whose id ends in it}
+    print(dlq.ending_in([letter.id[-12:]]))  # {suffix: letters whose id ends in it}; SQL: a query
     return dlq  # close it when done: dlq.close()

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from intentq import __version__
+from intentq.cli import dashboard as dashboard_cmd
 from intentq.cli import demo as demo_cmd
 from intentq.cli import enqueue as enqueue_cmd
 from intentq.cli import init as init_cmd
@@ -64,6 +65,7 @@ app.command("enqueue", epilog=enqueue_cmd.ENQUEUE_EPILOG)(enqueue_cmd.enqueue)
 app.command("result", epilog=enqueue_cmd.RESULT_EPILOG)(enqueue_cmd.result)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(dedup_app, name="dedup")
+app.command("dashboard", epilog=dashboard_cmd.EPILOG)(dashboard_cmd.dashboard)
 
 
 def main() -> None:

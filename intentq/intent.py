@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+from intentq.defaults import MAX_MESSAGE_BYTES
 from intentq.errors import InvalidIntent
 
 WIRE_VERSION = 1
-# SQS's message size limit since 2025; every transport refuses bodies above it.
-DEFAULT_MAX_BYTES = 1024 * 1024
+# Every transport refuses bodies above it.
+DEFAULT_MAX_BYTES = MAX_MESSAGE_BYTES
 KEY_MAX_LENGTH = 200
 _KEY_RE = re.compile(r"[A-Za-z0-9._:-]{1,200}\Z")
 _UUID_RE = re.compile(

@@ -6,15 +6,15 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from intentq.config.settings import (
+from intentq.config.settings import Settings
+from intentq.defaults import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_MAX,
     DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MAX_RECEIVES,
     DEFAULT_TTL,
-    Settings,
+    MAX_MESSAGE_BYTES,
 )
 from intentq.errors import TransientError
 from intentq.registry import ToolSpec
@@ -33,7 +33,7 @@ class Policy:
     max_receives: int = DEFAULT_MAX_RECEIVES
     backoff_base: float = DEFAULT_BACKOFF_BASE
     backoff_max: float = DEFAULT_BACKOFF_MAX
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_message_bytes: int = MAX_MESSAGE_BYTES
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:

@@ -17,7 +17,7 @@ from intentq.cli.common import (
     load_settings,
 )
 from intentq.cli.exits import CliError, code_for
-from intentq.config.settings import DEFAULT_CELERY_CONCURRENCY, DEFAULT_SQS_CONCURRENCY
+from intentq.defaults import DEFAULT_CELERY_CONCURRENCY, DEFAULT_SQS_CONCURRENCY
 from intentq.errors import ConfigError, IntentqError
 
 if TYPE_CHECKING:

@@ -16,27 +16,25 @@ from pydantic_settings import (
 )
 
 from intentq.config.redact import redacted
+from intentq.defaults import (
+    DEFAULT_BACKOFF_BASE,
+    DEFAULT_BACKOFF_MAX,
+    DEFAULT_BROKER_URL,
+    DEFAULT_CELERY_CONCURRENCY,
+    DEFAULT_DB_URL,
+    DEFAULT_LEASE,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_RECEIVES,
+    DEFAULT_SQS_CONCURRENCY,
+    DEFAULT_TTL,
+    MAX_MESSAGE_BYTES,
+)
 from intentq.errors import ConfigError
 
 ENV_PREFIX = "INTENTQ_"
 # Names the config file; it is not a setting itself.
 CONFIG_ENV = "INTENTQ_CONFIG"
 DEFAULT_CONFIG_FILE = "intentq.toml"
-
-# Embedded default: SQLite files in the working directory, nothing else to run.
-DEFAULT_DB_URL = "sqlite:///intentq.db"
-DEFAULT_BROKER_URL = "sqla+sqlite:///intentq-broker.db"
-DEFAULT_TTL = 24 * 3600.0  # keys outlive SQS FIFO's 5-minute dedup window by far
-DEFAULT_LEASE = 300.0  # 5 minutes, extended by a heartbeat while a tool runs
-DEFAULT_MAX_ATTEMPTS = 5
-DEFAULT_BACKOFF_BASE = 1.0
-DEFAULT_BACKOFF_MAX = 300.0
-DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024  # SQS's limit since 2025
-# SQS: threads; two batches of 10 in flight, so a receive never waits for a batch to finish.
-DEFAULT_SQS_CONCURRENCY = 20
-# Celery: worker processes, each running one task at a time.
-DEFAULT_CELERY_CONCURRENCY = 8
-DEFAULT_MAX_RECEIVES = 50  # broker redeliveries before a message is dead-lettered regardless
 
 
 class Settings(BaseSettings):
@@ -67,7 +65,7 @@ class Settings(BaseSettings):
     max_receives: int = Field(default=DEFAULT_MAX_RECEIVES, ge=1)
     backoff_base: float = Field(default=DEFAULT_BACKOFF_BASE, gt=0)
     backoff_max: float = Field(default=DEFAULT_BACKOFF_MAX, gt=0)
-    max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, gt=0)
+    max_message_bytes: int = Field(default=MAX_MESSAGE_BYTES, gt=0)
     shutdown_grace: float = Field(default=30.0, ge=0)
     # Required to serve the dashboard on any address but loopback; SecretStr, so it shows as
     # ********** in a repr or a dump and never in output.

@@ -10,9 +10,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-# Fallbacks when neither the tool nor the settings say otherwise.
-DEFAULT_TTL = 24 * 3600.0
-DEFAULT_LEASE = 300.0
+from intentq.defaults import DEFAULT_LEASE, DEFAULT_TTL
+
 # A Busy duplicate is never told to come back sooner than this (seconds).
 MIN_RETRY_AFTER = 0.05
 

@@ -10,8 +10,6 @@ from dataclasses import replace
 from typing import Any
 
 from intentq.dedup.base import (
-    DEFAULT_LEASE,
-    DEFAULT_TTL,
     MIN_RETRY_AFTER,
     Acquired,
     Busy,
@@ -23,6 +21,7 @@ from intentq.dedup.base import (
     Record,
     State,
 )
+from intentq.defaults import DEFAULT_LEASE, DEFAULT_TTL
 from intentq.errors import LeaseLost
 
 

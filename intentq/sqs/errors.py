@@ -26,11 +26,14 @@ TRANSIENT_CODES = frozenset(
 MISSING_QUEUE_CODES = frozenset(
     {"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", "NonExistentQueue"}
 )
-# The receipt handle no longer names a delivery of ours.
+# The receipt handle no longer names a delivery of ours: deleted, received again, or already
+# visible. Real SQS answers a visibility change on an expired handle with
+# InvalidParameterValue ("Message does not exist or is not available").
 GONE_CODES = frozenset(
     {
         "ReceiptHandleIsInvalid",
         "InvalidReceiptHandle",
+        "InvalidParameterValue",
         "MessageNotInflight",
         "AWS.SimpleQueueService.MessageNotInflight",
     }

@@ -6,8 +6,9 @@ Its client comes from ``intentq.sqs.client``, its errors from ``intentq.sqs.erro
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
 from intentq.errors import TransportError, TransportUnavailable
@@ -18,8 +19,10 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 __all__ = [
+    "MAX_BATCH",
     "MAX_VISIBILITY",
     "error_code",
+    "in_batches",
     "is_fifo",
     "is_gone",
     "is_queue_url",
@@ -31,6 +34,30 @@ __all__ = [
 
 # SQS refuses a visibility timeout above 12 hours.
 MAX_VISIBILITY = 12 * 3600
+# SQS batch calls take at most 10 entries.
+MAX_BATCH = 10
+
+T = TypeVar("T")
+
+
+def in_batches(
+    items: Sequence[T],
+    entry: Callable[[T], dict[str, Any]],
+    call: Callable[[list[Any]], Mapping[str, Any]],
+) -> list[tuple[T, str, str]]:
+    """Send ``items`` through an SQS batch call, ``MAX_BATCH`` entries at a time.
+
+    ``entry`` makes an item's entry (its ``Id`` is added here); ``call`` sends one batch.
+    Returns ``(item, code, message)`` for each entry SQS refused.
+    """
+    failed: list[tuple[T, str, str]] = []
+    for start in range(0, len(items), MAX_BATCH):
+        chunk = items[start : start + MAX_BATCH]
+        entries = [{"Id": str(i), **entry(item)} for i, item in enumerate(chunk)]
+        for refused in call(entries).get("Failed", []):
+            code, message = str(refused.get("Code", "")), str(refused.get("Message", ""))
+            failed.append((chunk[int(refused["Id"])], code, message))
+    return failed
 
 
 def is_queue_url(name_or_url: str) -> bool:

@@ -9,17 +9,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from intentq.defaults import MAX_MESSAGE_BYTES
 from intentq.errors import TransportError
 from intentq.intent import Intent
-from intentq.sqs.queues import is_fifo, resolve_queue_url, translated
+from intentq.sqs.queues import MAX_BATCH, is_fifo, resolve_queue_url, translated
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
-# SQS batch calls take at most 10 entries and 1 MiB of bodies in all.
-BATCH_LIMIT = 10
-BATCH_BYTES = 1024 * 1024
 # FIFO group and deduplication ids: 1-128 characters of ASCII letters, digits, punctuation.
 _FIFO_ID_RE = re.compile(r"[!-~]{1,128}\Z")
 # When meta names no group, intents of one tool share a group (and its order).
@@ -144,7 +142,7 @@ def _chunks(messages: Sequence[Outgoing]) -> list[list[int]]:
     size = 0
     for i, message in enumerate(messages):
         length = len(message.body.encode("utf-8"))
-        if current and (len(current) >= BATCH_LIMIT or size + length > BATCH_BYTES):
+        if current and (len(current) >= MAX_BATCH or size + length > MAX_MESSAGE_BYTES):
             chunks.append(current)
             current, size = [], 0
         current.append(i)

@@ -17,8 +17,8 @@ import psycopg
 import pytest
 
 from intentq.config import Settings
-from intentq.consumers.celery import create_app, publish
 from intentq.connections import open_dlq_for, open_store_for
+from intentq.consumers.celery import create_app, publish
 from intentq.dedup import DedupStore
 from intentq.dlq import DeadLetterStore, LetterFilter
 from intentq.dlq.base import DeadLetter

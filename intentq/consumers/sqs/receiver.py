@@ -9,20 +9,23 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from intentq.errors import TransportError
-from intentq.sqs.queues import MAX_VISIBILITY, error_code, is_fifo, is_gone, queue_name, translated
+from intentq.sqs.queues import (
+    MAX_BATCH,
+    MAX_VISIBILITY,
+    error_code,
+    in_batches,
+    is_fifo,
+    is_gone,
+    queue_name,
+    translated,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.literals import MessageSystemAttributeNameType
-    from mypy_boto3_sqs.type_defs import (
-        ChangeMessageVisibilityBatchRequestEntryTypeDef,
-        DeleteMessageBatchRequestEntryTypeDef,
-    )
 
 log = logging.getLogger("intentq.sqs")
 
-# SQS takes at most 10 entries per batch call.
-BATCH_LIMIT = 10
 # Only what the worker reads: every attribute asked for is sent, and parsed, per message.
 _ATTRIBUTES: list[MessageSystemAttributeNameType] = ["ApproximateReceiveCount", "MessageGroupId"]
 
@@ -82,7 +85,7 @@ class SqsQueue:
         with translated("ReceiveMessage", self.url):
             response = self.client.receive_message(
                 QueueUrl=self.url,
-                MaxNumberOfMessages=max(1, min(BATCH_LIMIT, max_messages)),
+                MaxNumberOfMessages=max(1, min(MAX_BATCH, max_messages)),
                 WaitTimeSeconds=wait_seconds,
                 VisibilityTimeout=visibility,
                 MessageSystemAttributeNames=_ATTRIBUTES,
@@ -91,40 +94,32 @@ class SqsQueue:
 
     def delete(self, messages: Sequence[Received]) -> list[Failure]:
         """``DeleteMessageBatch`` (10 at a time); returns the entries SQS refused."""
-        failures: list[Failure] = []
-        for start in range(0, len(messages), BATCH_LIMIT):
-            chunk = messages[start : start + BATCH_LIMIT]
-            entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
-                {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)
-            ]
+
+        def call(entries: list[Any]) -> Any:
             with translated("DeleteMessageBatch", self.url):
-                response = self.client.delete_message_batch(
-                    QueueUrl=self.url,
-                    Entries=entries,
-                )
-            failures += _failures(chunk, response.get("Failed", []))
-        return failures
+                return self.client.delete_message_batch(QueueUrl=self.url, Entries=entries)
+
+        failed = in_batches(messages, lambda m: {"ReceiptHandle": m.receipt_handle}, call)
+        return [Failure(*f) for f in failed]
 
     def change_visibility(self, changes: Sequence[tuple[Received, int]]) -> list[Failure]:
         """``ChangeMessageVisibilityBatch`` (10 at a time); returns refused entries."""
-        failures: list[Failure] = []
-        for start in range(0, len(changes), BATCH_LIMIT):
-            chunk = changes[start : start + BATCH_LIMIT]
-            entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
-                {
-                    "Id": str(i),
-                    "ReceiptHandle": m.receipt_handle,
-                    "VisibilityTimeout": min(seconds, m.visibility_left()),
-                }
-                for i, (m, seconds) in enumerate(chunk)
-            ]
+
+        def entry(change: tuple[Received, int]) -> dict[str, Any]:
+            m, seconds = change
+            return {
+                "ReceiptHandle": m.receipt_handle,
+                "VisibilityTimeout": min(seconds, m.visibility_left()),
+            }
+
+        def call(entries: list[Any]) -> Any:
             with translated("ChangeMessageVisibilityBatch", self.url):
-                response = self.client.change_message_visibility_batch(
-                    QueueUrl=self.url,
-                    Entries=entries,
+                return self.client.change_message_visibility_batch(
+                    QueueUrl=self.url, Entries=entries
                 )
-            failures += _failures([m for m, _ in chunk], response.get("Failed", []))
-        return failures
+
+        failed = in_batches(changes, entry, call)
+        return [Failure(m, code, message) for (m, _), code, message in failed]
 
     def extend(self, message: Received, seconds: int) -> bool:
         """Keep one delivery hidden ``seconds`` more; ``False`` if it is no longer ours."""
@@ -141,10 +136,3 @@ class SqsQueue:
             raise
         return True
 
-
-def _failures(chunk: Sequence[Received], failed: Sequence[Mapping[str, Any]]) -> list[Failure]:
-    out = []
-    for entry in failed:
-        message = chunk[int(entry["Id"])]
-        out.append(Failure(message, str(entry.get("Code", "")), str(entry.get("Message", ""))))
-    return out

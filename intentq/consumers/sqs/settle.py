@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from intentq.consumers.sqs.receiver import BATCH_LIMIT, Failure, Received, SqsQueue
+from intentq.consumers.sqs.receiver import Failure, Received, SqsQueue
 from intentq.errors import TransportError
+from intentq.sqs.queues import MAX_BATCH
 
 log = logging.getLogger("intentq.sqs")
 
@@ -121,7 +122,7 @@ class Settler:
         self._last = time.monotonic()
         if self._expected:
             self._expected -= 1
-        if self._idle or queued == BATCH_LIMIT or not self._expected:
+        if self._idle or queued == MAX_BATCH or not self._expected:
             self._idle = False
             self._cond.notify()
 
@@ -144,8 +145,8 @@ class Settler:
                 everything = bool(self._flushes) or self._stop
                 if (
                     everything
-                    or len(self._deletes) >= BATCH_LIMIT
-                    or len(self._releases) >= BATCH_LIMIT
+                    or len(self._deletes) >= MAX_BATCH
+                    or len(self._releases) >= MAX_BATCH
                 ):
                     break
                 if not self._deletes and not self._releases:
@@ -168,10 +169,10 @@ class Settler:
                 releases, self._releases = self._releases, []
                 waiters, self._flushes = self._flushes, []
                 return deletes, releases, waiters, self._stop
-            deletes = self._deletes[:BATCH_LIMIT]
-            del self._deletes[:BATCH_LIMIT]
-            releases = self._releases[:BATCH_LIMIT]
-            del self._releases[:BATCH_LIMIT]
+            deletes = self._deletes[:MAX_BATCH]
+            del self._deletes[:MAX_BATCH]
+            releases = self._releases[:MAX_BATCH]
+            del self._releases[:MAX_BATCH]
             return deletes, releases, [], False
 
     def _send(self, deletes: list[Received], releases: list[tuple[Received, int]]) -> None:

@@ -19,8 +19,6 @@ from redis.retry import Retry
 from intentq.config.redact import redacted
 from intentq.dedup import codec
 from intentq.dedup.base import (
-    DEFAULT_LEASE,
-    DEFAULT_TTL,
     MIN_RETRY_AFTER,
     Acquired,
     Busy,
@@ -36,6 +34,7 @@ from intentq.dedup.base import (
 )
 from intentq.dedup.redis.connections import DirectConnections
 from intentq.dedup.redis.scripts import SCRIPTS, Script
+from intentq.defaults import DEFAULT_LEASE, DEFAULT_TTL
 from intentq.errors import DedupError, LeaseLost, StoreUnavailable
 
 # For clients built by ``from_url``: fail fast; ping a pooled connection idle this long.

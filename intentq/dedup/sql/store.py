@@ -22,8 +22,6 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from intentq.dedup import codec
 from intentq.dedup.base import (
-    DEFAULT_LEASE,
-    DEFAULT_TTL,
     MIN_RETRY_AFTER,
     Busy,
     Claim,
@@ -42,6 +40,7 @@ from intentq.dedup.sql.engine import (
 )
 from intentq.dedup.sql.schema import DEFAULT_TABLE, dedup_table
 from intentq.dedup.sql.statements import GC_BATCH, Statements, acquired, claim_params, settle
+from intentq.defaults import DEFAULT_LEASE, DEFAULT_TTL
 from intentq.errors import ConfigError, LeaseLost
 
 if TYPE_CHECKING:

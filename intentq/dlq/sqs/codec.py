@@ -21,12 +21,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from intentq.defaults import MAX_MESSAGE_BYTES
 from intentq.dlq.base import DeadLetter, Reason
 from intentq.errors import DLQError, InvalidIntent
 from intentq.intent import Intent
 
-# SQS's limit for body plus attributes since 2025; a queue may be set lower.
-MAX_MESSAGE_BYTES = 1024 * 1024
 ID_ATTR = "intentq-id"
 REASON_ATTR = "intentq-reason"
 TOOL_ATTR = "intentq-tool"

@@ -12,14 +12,14 @@ from intentq.dlq.base import DeadLetter
 from intentq.dlq.sqs.codec import decode
 from intentq.dlq.sqs.errors import translated
 from intentq.errors import DLQError
+from intentq.sqs.errors import is_gone
+from intentq.sqs.queues import in_batches
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 log = logging.getLogger("intentq.dlq.sqs.store")
 
-# Entry failures that mean "already gone or already visible": nothing left to give back.
-_GONE = frozenset({"ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue"})
 
 
 @dataclass(frozen=True)
@@ -103,15 +103,13 @@ class Scanner:
         self, action: str, held: Sequence[Held], call: Callable[[list[Any]], Any]
     ) -> list[tuple[Held, str]]:
         """Run a batch call ten entries at a time; returns the failed entries with codes."""
-        failed: list[tuple[Held, str]] = []
-        for start in range(0, len(held), 10):
-            chunk = held[start : start + 10]
-            entries = [{"Id": str(i), "ReceiptHandle": h.handle} for i, h in enumerate(chunk)]
+
+        def translated_call(entries: list[Any]) -> Any:
             with translated(self.queue, action):
-                answer = call(entries)
-            for entry in answer.get("Failed", []):
-                failed.append((chunk[int(entry["Id"])], str(entry.get("Code", ""))))
-        return failed
+                return call(entries)
+
+        failed = in_batches(held, lambda h: {"ReceiptHandle": h.handle}, translated_call)
+        return [(h, code) for h, code, _ in failed]
 
     def set_visibility(self, held: Sequence[Held], seconds: int) -> list[tuple[Held, str]]:
         """Hide ``held`` for ``seconds`` from now (0: visible at once); returns failures."""
@@ -135,7 +133,7 @@ class Scanner:
             log.warning("could not give back %d letters; they return by themselves", len(held))
             return
         for h, code in failed:
-            if code not in _GONE:
+            if not is_gone(code):
                 log.warning(
                     "letter %s stays hidden up to %ds: give-back failed (%s)",
                     h.letter.id,

@@ -22,9 +22,10 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
+from intentq.defaults import MAX_MESSAGE_BYTES
 from intentq.dlq.base import DeadLetter, DeadLetterStore, LetterFilter, Page
 from intentq.dlq.filtering import matches
-from intentq.dlq.sqs.codec import MAX_MESSAGE_BYTES, encode, order_key
+from intentq.dlq.sqs.codec import encode, order_key
 from intentq.dlq.sqs.errors import translated
 from intentq.dlq.sqs.hold import Hold
 from intentq.dlq.sqs.scan import Held, Scanner, best, unique

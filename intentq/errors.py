@@ -13,6 +13,17 @@ class ConfigError(IntentqError):
     """The settings are missing, malformed or contradictory."""
 
 
+class SchemaMismatch(ConfigError):
+    """The database holds a schema this code cannot use: ``found`` and ``needed`` versions."""
+
+    def __init__(self, what: str, found: str | None, needed: str) -> None:
+        have = f"version {found}" if found else "no versioned schema"
+        super().__init__(
+            f"the {what} has {have}, this intentq needs {needed}: run `intentq init`"
+        )
+        self.what, self.found, self.needed = what, found, needed
+
+
 class InvalidIntent(IntentqError):
     """A message is not a valid intent envelope; ``reason`` says why in one word."""
 

@@ -162,6 +162,9 @@ class DedupStore(ABC):
     def create_schema(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Create tables or scripts the backend needs; idempotent."""
 
+    def check_schema(self) -> None:  # noqa: B027 - optional hook: schemaless backends pass
+        """Raise ``SchemaMismatch`` if the stored schema is one this code cannot use."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 

@@ -129,5 +129,8 @@ class DeadLetterStore(ABC):
     def create_schema(self) -> None:  # noqa: B027 - optional hook
         """Create the table or queue the backend needs; idempotent."""
 
+    def check_schema(self) -> None:  # noqa: B027 - optional hook: schemaless backends pass
+        """Raise ``SchemaMismatch`` if the stored schema is one this code cannot use."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

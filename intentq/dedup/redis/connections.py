@@ -26,6 +26,8 @@ import redis
 from redis import exceptions as rx
 from redis._parsers.base import BaseParser
 
+from intentq.internals import private_path
+
 # Connection classes whose socket carries plain RESP2 once ``connect()`` has returned.
 _PLAIN = (redis.Connection, redis.SSLConnection, redis.UnixDomainSocketConnection)
 # A connection idle this long is polled before use when the client sets no health check.
@@ -108,7 +110,10 @@ class DirectConnections:
     def for_client(cls, client: redis.Redis) -> DirectConnections | None:
         """For a plain pooled RESP2 client; None for one pinned to a single connection, a
         client-side cache, RESP3, Sentinel, Cluster or a connection class of its own, which
-        keep redis-py's ordinary path."""
+        keep redis-py's ordinary path; None too on a redis-py release the socket path was not
+        tested with (``intentq.internals``)."""
+        if not private_path("redis"):
+            return None
         pool = getattr(client, "connection_pool", None)
         if getattr(client, "connection", None) is not None:
             return None

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 from intentq.config.redact import redacted
 from intentq.errors import DedupError, StoreUnavailable
+from intentq.internals import private_path
 
 # Seconds a connection attempt may take before the store counts as unreachable.
 CONNECT_TIMEOUT = 5
@@ -205,9 +206,10 @@ class Held:
         self.connection: Any = fairy.dbapi_connection
         self.cursor: Any = self.connection.cursor()
         self.renew_at = renew_at  # monotonic time to hand it back for recycling
-        # The events of the pool it came from, and its entry there, as listeners receive it.
-        self.dispatch: Any = getattr(fairy, "_pool").dispatch  # noqa: B009
-        self.record: Any = getattr(fairy, "_connection_record")  # noqa: B009
+        # Set when it is kept: the events of the pool it came from, and its entry there, as
+        # listeners receive them (SQLAlchemy internals: see ``intentq.internals``).
+        self.dispatch: Any = None
+        self.record: Any = None
 
 
 class Keeper:
@@ -245,11 +247,15 @@ class Keeper:
         self._inherited: list[Held] = []  # kept by the parent of a forked child: never touched
         self._error = error
         self._autocommit = autocommit
-        self._keep = _keepable(pool) if keep else 0
-        self._capacity = _capacity(pool)
-        # pool_recycle: a kept connection goes back to the pool that often, to be recycled.
-        recycle = float(getattr(pool, "_recycle", -1))
-        self._lifetime = recycle if recycle >= 0 else None
+        self._keep = 0
+        self._capacity: int | None = None
+        self._lifetime: float | None = None
+        if keep and private_path("sqlalchemy"):
+            self._keep = _keepable(pool)
+            self._capacity = _capacity(pool)
+            # pool_recycle: a kept connection goes back to the pool that often, to be recycled.
+            recycle = float(getattr(pool, "_recycle", -1))
+            self._lifetime = recycle if recycle >= 0 else None
         self._kept: list[Held] = []
         self._closed = False
 
@@ -304,9 +310,17 @@ class Keeper:
         """``with keeper.using(what) as held:`` a connection for one call named ``what``."""
         return Using(self, what)
 
+    def disable_keeping(self) -> None:
+        """From now on every call checks out from the pool and returns its connection."""
+        self._keep = 0
+        self._return_kept()
+
     def give(self, held: Held) -> None:
         """Keep the connection for the next call, or return it to the pool."""
         if len(self._kept) < self._keep and not self._closed and self._spare():
+            if held.dispatch is None:
+                held.dispatch = getattr(held.fairy, "_pool").dispatch  # noqa: B009
+                held.record = getattr(held.fairy, "_connection_record")  # noqa: B009
             if held.dispatch.checkin:
                 held.dispatch.checkin(held.connection, held.record)
             self._kept.append(held)
@@ -358,10 +372,13 @@ class Keeper:
         self._closed = True
         if self._pid != os.getpid():
             self._leave_to_parent()
+        self._return_kept()
+
+    def _return_kept(self) -> None:
         while self._kept:
             try:
                 self._return(self._kept.pop())
-            except IndexError:
+            except IndexError:  # another thread took the last one
                 break
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from intentq.config.redact import redacted
 from intentq.errors import ConfigError
+from intentq.extras import require
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -52,10 +53,12 @@ def open_store(url: str, prefix: str = "intentq") -> DedupStore:
 
         return MemoryDedupStore(prefix=prefix)
     if scheme in ("redis", "rediss", "unix"):
+        require("redis", "redis", "the Redis store")
         from intentq.dedup.redis import RedisDedupStore
 
         return RedisDedupStore.from_url(url, prefix=prefix)
     if scheme.startswith(("postgresql", "sqlite")):
+        _require_sql_driver(scheme, "the PostgreSQL store")
         from intentq.dedup.sql import SqlDedupStore
 
         return SqlDedupStore.from_url(url, prefix=prefix)
@@ -78,10 +81,12 @@ def open_dlq(url: str, **options: object) -> DeadLetterStore:
 
         return MemoryDeadLetterStore()
     if scheme.startswith(("postgresql", "sqlite")):
+        _require_sql_driver(scheme, "the PostgreSQL dead-letter store")
         from intentq.dlq.sql import SqlDeadLetterStore
 
         return SqlDeadLetterStore.from_url(url, **options)  # type: ignore[arg-type]
     if scheme in _SQS_DLQ_SCHEMES:
+        require("boto3", "sqs", "the SQS dead-letter queue")
         from intentq.dlq.sqs import SqsDeadLetterStore
 
         return SqsDeadLetterStore.from_url(url, **options)  # type: ignore[arg-type]
@@ -89,6 +94,12 @@ def open_dlq(url: str, **options: object) -> DeadLetterStore:
         f"unsupported DLQ URL {redacted(url)!r}: use memory://, postgresql+psycopg://..., "
         "sqlite:///... or sqs://queue-name"
     )
+
+
+def _require_sql_driver(scheme: str, feature: str) -> None:
+    # SQLite is in the standard library; PostgreSQL URLs name psycopg (3) by default.
+    if scheme in ("postgresql", "postgresql+psycopg"):
+        require("psycopg", "postgres", feature)
 
 
 def is_sqs_dlq(url: str) -> bool:

@@ -6,7 +6,7 @@ import os
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from intentq.errors import ConfigError
+from intentq.extras import require
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -31,11 +31,8 @@ def new_client(
     http or loopback) without ``AWS_ACCESS_KEY_ID`` set, dummy ones are used: local servers
     do not check them, and walking the chain would probe the EC2 metadata service for seconds.
     """
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError as exc:  # pragma: no cover - boto3 is a dependency
-        raise ConfigError("the SQS transport needs boto3: pip install boto3") from exc
+    boto3 = require("boto3", "sqs", "Amazon SQS")
+    from botocore.config import Config
     if (
         endpoint_url
         and aws_access_key_id is None

@@ -9,7 +9,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from celery import Celery
+from intentq.extras import MissingExtra
+
+try:
+    from celery import Celery
+except ImportError as exc:  # the first import of celery in this package
+    raise MissingExtra("celery", "celery", "the Celery transport") from exc
 
 from intentq.config.settings import Settings
 from intentq.consumers.celery.publish import RAW_TASK, TASK_PREFIX, task_name
@@ -110,6 +115,10 @@ def configure_app(
     if result_backend is not None:
         conf.result_backend = result_backend
     setattr(app, APP_ATTRIBUTE, Runtime(settings, registry, dedup=dedup, dlq=dlq))
+    # Imported here: the worker module builds on this one.
+    from intentq.consumers.celery.worker import install_shutdown
+
+    install_shutdown(app)
     for spec in registry:
         _register(app, task_name(spec.name), intentq_tool=spec.name)
     _register(app, RAW_TASK, intentq_raw=True)

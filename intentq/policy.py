@@ -19,6 +19,8 @@ from intentq.defaults import (
 from intentq.errors import TransientError
 from intentq.registry import ToolSpec
 
+# When the store is down, a message comes back after at least this long (plus the backoff).
+STORE_OUTAGE_DELAY = 2.0
 # Errors any tool may hit that say "the network or a peer hiccupped", not "this is wrong".
 RETRYABLE: tuple[type[BaseException], ...] = (TransientError, ConnectionError, TimeoutError)
 
@@ -60,6 +62,10 @@ class Policy:
         """Exponential with full jitter: uniform in [0, min(max, base * 2**(attempt-1))]."""
         ceiling = min(self.backoff_max, self.backoff_base * 2 ** min(attempt - 1, 62))
         return float(rand() * ceiling)
+
+    def outage_delay(self, attempt: int) -> float:
+        """How long a message waits for the store to come back: a floor plus the backoff."""
+        return STORE_OUTAGE_DELAY + self.backoff(attempt)
 
 
 def is_retryable(spec: ToolSpec, exc: BaseException) -> bool:

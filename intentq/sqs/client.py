@@ -31,7 +31,8 @@ def new_client(
     http or loopback) without ``AWS_ACCESS_KEY_ID`` set, dummy ones are used: local servers
     do not check them, and walking the chain would probe the EC2 metadata service for seconds.
     """
-    boto3 = require("boto3", "sqs", "Amazon SQS")
+    require("boto3", "sqs", "Amazon SQS")
+    import boto3
     from botocore.config import Config
     if (
         endpoint_url
@@ -61,3 +62,13 @@ def new_client(
 def _is_local(endpoint: str) -> bool:
     parsed = urlparse(endpoint)
     return parsed.scheme == "http" or parsed.hostname in ("localhost", "127.0.0.1", "::1")
+
+
+def sdk_attempts(client: SQSClient) -> int:
+    """How many attempts botocore makes of one call on ``client``, its own retries counted."""
+    retries = getattr(getattr(getattr(client, "meta", None), "config", None), "retries", None)
+    if not isinstance(retries, dict):
+        return 1
+    if "total_max_attempts" in retries:
+        return max(1, int(retries["total_max_attempts"]))
+    return max(1, int(retries.get("max_attempts", 0)) + 1)  # legacy: retries, not attempts

@@ -9,6 +9,7 @@ thread is already receiving the next batch.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 
 from intentq.consumers.sqs.receiver import Failure, Received, SqsQueue
 from intentq.errors import TransportError
+from intentq.retrying import retry_call
+from intentq.sqs.client import sdk_attempts
 from intentq.sqs.queues import MAX_BATCH
 
 log = logging.getLogger("intentq.sqs")
@@ -26,8 +29,10 @@ log = logging.getLogger("intentq.sqs")
 # busy machine can take several of Python's 5 ms thread switches between two verdicts.
 DEFAULT_LINGER = 0.01
 MAX_LINGER = 0.05
-# Backoff between attempts of a batch call that failed as a whole.
-_CALL_RETRIES = (0.2, 1.0, 3.0)
+# A batch call that failed as a whole is tried again after these pauses, as many of them as
+# fit in SETTLE_ATTEMPTS SDK attempts in all: botocore already retries each call itself.
+CALL_PAUSES = (0.2, 1.0, 3.0)
+SETTLE_ATTEMPTS = 12
 
 
 @dataclass
@@ -53,6 +58,7 @@ class Settler:
         self, sqs: SqsQueue, linger: float = DEFAULT_LINGER, max_linger: float = MAX_LINGER
     ) -> None:
         self._sqs = sqs
+        self._call_pauses = CALL_PAUSES[: SETTLE_ATTEMPTS // sdk_attempts(sqs.client) - 1]
         self._linger = linger
         self._max_linger = max_linger
         self._cond = threading.Condition(threading.Lock())
@@ -200,21 +206,26 @@ class Settler:
         Returns the messages that were not settled.
         """
         unsettled: list[Received] = []
-        pending, attempt, may_retry_entries = messages, 0, True
+
+        def failed(exc: BaseException, pause: float | None) -> None:
+            if pause is not None:
+                log.warning("SQS %s failed, retrying in %.1fs: %s", what, pause, exc)
+
+        pending, may_retry_entries = messages, True
         while pending:
             try:
-                failures = call(pending)
+                failures = retry_call(
+                    functools.partial(call, pending),
+                    retry_on=TransportError,
+                    pauses=self._call_pauses,
+                    on_failure=failed,
+                )
             except TransportError as exc:
-                if attempt >= len(_CALL_RETRIES):
-                    # The deliveries reappear when their visibility runs out; the store
-                    # answers their duplicates, so nothing runs twice and nothing is lost.
-                    log.error("SQS %s of %d message(s) failed: %s", what, len(pending), exc)
-                    self.stats.failed += len(pending)
-                    return unsettled + pending
-                log.warning("SQS %s failed, retrying: %s", what, exc)
-                time.sleep(_CALL_RETRIES[attempt])
-                attempt += 1
-                continue
+                # The deliveries reappear when their visibility runs out; the store answers
+                # their duplicates, so nothing runs twice and nothing is lost.
+                log.error("SQS %s of %d message(s) failed: %s", what, len(pending), exc)
+                self.stats.failed += len(pending)
+                return unsettled + pending
             for failure in failures:
                 if failure.gone:
                     log.info(

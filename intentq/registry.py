@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from intentq.context import ToolContext
-from intentq.errors import InvalidArgs, RegistryError, UnknownTool
+from intentq.errors import ConfigError, InvalidArgs, RegistryError, UnknownTool
 
 # Tool names become store key prefixes (``intentq:{tool}:{key}``) and Celery task names
 # (``intentq.{tool}``): no colons, spaces or slashes.
@@ -32,6 +33,8 @@ class ToolSpec:
     ttl: float | None = None
     lease: float | None = None
     transactional: bool = False
+    # For clients that show or gate tools (MCP's destructiveHint): None leaves it unsaid.
+    destructive: bool | None = None
 
     def validate(self, args: Mapping[str, Any]) -> Any:
         """The handler's first argument: a model instance, or the dict when no model is set."""
@@ -69,8 +72,13 @@ class Registry:
         ttl: float | None = None,
         lease: float | None = None,
         transactional: bool = False,
+        destructive: bool | None = None,
     ) -> Callable[[H], H]:
-        """Register a plain function ``(args, ctx) -> JSON-able result`` under ``name``."""
+        """Register a plain function ``(args, ctx) -> JSON-able result`` under ``name``.
+
+        ``destructive`` tells clients whether the tool may destroy or overwrite (``False``:
+        it only adds); ``intentq mcp`` passes it on as MCP's ``destructiveHint``.
+        """
         check_tool_name(name)
         if name in self._tools:
             raise RegistryError(f"tool {name!r} is already registered")
@@ -96,6 +104,7 @@ class Registry:
                 ttl=ttl,
                 lease=lease,
                 transactional=transactional,
+                destructive=destructive,
             )
             return handler
 
@@ -125,3 +134,18 @@ class Registry:
     def names(self) -> list[str]:
         """Registered tool names, in registration order."""
         return list(self._tools)
+
+
+def load_registry(spec: str) -> Registry:
+    """Import ``package.module:name`` and return the ``Registry`` it names (``INTENTQ_APP``)."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"app {spec!r} must look like 'package.module:registry'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import {module_name!r} for app {spec!r}: {exc}") from exc
+    registry = getattr(module, attr, None)
+    if not isinstance(registry, Registry):
+        raise ConfigError(f"{spec!r} is not an intentq Registry (found {type(registry).__name__})")
+    return registry

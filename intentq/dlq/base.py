@@ -54,6 +54,25 @@ class LetterFilter:
     until: datetime | None = None  # dead_at < until
     ids: tuple[str, ...] = field(default=())
 
+    def matches(self, letter: DeadLetter) -> bool:
+        """Whether ``letter`` passes every condition set (for backends that filter in Python)."""
+        if self.ids and letter.id not in self.ids:
+            return False
+        if self.tool is not None and letter.tool != self.tool:
+            return False
+        if self.reason is not None and letter.reason != self.reason:
+            return False
+        if self.error_type is not None and letter.error_type != self.error_type:
+            return False
+        dead_at = letter.dead_at
+        if self.since is not None and (dead_at is None or dead_at < self.since):
+            return False
+        return not (self.until is not None and (dead_at is None or dead_at >= self.until))
+
+
+# The filter that passes every letter.
+ANY_LETTER = LetterFilter()
+
 
 @dataclass(frozen=True)
 class Page:

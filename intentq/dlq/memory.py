@@ -6,8 +6,7 @@ import threading
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from intentq.dlq.base import DeadLetter, DeadLetterStore, LetterFilter, Page
-from intentq.dlq.filtering import matches
+from intentq.dlq.base import ANY_LETTER, DeadLetter, DeadLetterStore, LetterFilter, Page
 from intentq.errors import LetterNotFound
 from intentq.intent import new_intent_id
 
@@ -44,7 +43,8 @@ class MemoryDeadLetterStore(DeadLetterStore):
     ) -> Page:
         with self._lock:
             ids = sorted(i for i in self._letters if cursor is None or i > cursor)
-            found = [self._letters[i] for i in ids if matches(self._letters[i], filter)]
+            wanted = filter or ANY_LETTER
+            found = [self._letters[i] for i in ids if wanted.matches(self._letters[i])]
         page = found[:limit]
         more = len(found) > limit
         return Page([replace(x) for x in page], page[-1].id if more and page else None)
@@ -58,7 +58,7 @@ class MemoryDeadLetterStore(DeadLetterStore):
 
     def count(self, filter: LetterFilter | None = None) -> int:
         with self._lock:
-            return sum(1 for x in self._letters.values() if matches(x, filter))
+            return sum(1 for x in self._letters.values() if (filter or ANY_LETTER).matches(x))
 
     def delete(self, letter_id: str) -> bool:
         with self._lock:

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from intentq.config.settings import CONFIG_ENV, ENV_PREFIX, Settings
-from intentq.loader import load_registry
-from intentq.registry import Registry
+from intentq.registry import Registry, load_registry
 from tests.support.services import MINISTACK_VERSION, ensure_ministack
 
 ROOT = Path(__file__).resolve().parents[2]

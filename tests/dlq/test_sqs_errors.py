@@ -10,7 +10,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from intentq.dlq.sqs.errors import translated
+from intentq.dlq.sqs.scan import translated
 from intentq.errors import DLQError, DLQUnavailable
 from tests.support.aws import client_error
 

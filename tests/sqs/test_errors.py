@@ -51,7 +51,7 @@ def test_refusals_are_transport_errors_not_outages(error: Exception) -> None:
 
 
 def test_the_same_failure_is_a_dlq_error_through_the_dlq() -> None:
-    from intentq.dlq.sqs.errors import translated as dlq_translated
+    from intentq.dlq.sqs.scan import translated as dlq_translated
 
     busy = pytest.raises(DLQUnavailable, match="SQS SendMessage on 'dlq' failed: Service")
     with busy, dlq_translated("dlq", "SendMessage"):

@@ -22,7 +22,7 @@ def build() -> Any:
             from intentq.config.settings import Settings
             from intentq.consumers.celery.app import create_app
             from intentq.errors import ConfigError
-            from intentq.loader import load_registry
+            from intentq.registry import load_registry
 
             settings = Settings.load()
             if not settings.app:

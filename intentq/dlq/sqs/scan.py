@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from intentq.dlq.base import DeadLetter
 from intentq.dlq.sqs.codec import decode
-from intentq.dlq.sqs.errors import translated
-from intentq.errors import DLQError
+from intentq.errors import DLQError, DLQUnavailable
+from intentq.sqs import errors as sqs_errors
 from intentq.sqs.errors import is_gone
 from intentq.sqs.queues import in_batches
 
@@ -20,6 +21,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("intentq.dlq.sqs.store")
 
+
+
+
+def translated(queue: str, action: str) -> AbstractContextManager[None]:
+    """Run an SQS call; its failure comes out as a DLQ error with the cause chained."""
+    return sqs_errors.translated(
+        f"SQS {action} on {queue!r} failed",
+        error=DLQError,
+        unavailable=DLQUnavailable,
+        unreachable=f"SQS unreachable for {action} on {queue!r}",
+        missing=(
+            f"the DLQ queue {queue!r} does not exist: run `intentq init` (or create_schema()) first"
+        ),
+    )
 
 
 @dataclass(frozen=True)

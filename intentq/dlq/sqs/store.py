@@ -23,12 +23,10 @@ from urllib.parse import urlsplit
 from botocore.exceptions import ClientError
 
 from intentq.defaults import MAX_MESSAGE_BYTES
-from intentq.dlq.base import DeadLetter, DeadLetterStore, LetterFilter, Page
-from intentq.dlq.filtering import matches
+from intentq.dlq.base import ANY_LETTER, DeadLetter, DeadLetterStore, LetterFilter, Page
 from intentq.dlq.sqs.codec import encode, order_key
-from intentq.dlq.sqs.errors import translated
 from intentq.dlq.sqs.hold import Hold
-from intentq.dlq.sqs.scan import Held, Scanner, best, unique
+from intentq.dlq.sqs.scan import Held, Scanner, best, translated, unique
 from intentq.errors import ConfigError, DLQError, DLQUnavailable, LetterNotFound
 from intentq.intent import new_intent_id
 from intentq.sqs.client import new_client
@@ -202,7 +200,7 @@ class SqsDeadLetterStore(DeadLetterStore):
         found = [
             x
             for x in self._snapshot()
-            if matches(x, filter) and (after is None or order_key(x) > after)
+            if (filter or ANY_LETTER).matches(x) and (after is None or order_key(x) > after)
         ]
         page = found[:limit]
         more = len(found) > limit
@@ -218,8 +216,8 @@ class SqsDeadLetterStore(DeadLetterStore):
         """
         since = time.monotonic()
         held = self.scanner.scan()
-        wanted = [h for h in held if matches(h.letter, filter)]
-        self.scanner.give_back([h for h in held if not matches(h.letter, filter)])
+        wanted = [h for h in held if (filter or ANY_LETTER).matches(h.letter)]
+        self.scanner.give_back([h for h in held if not (filter or ANY_LETTER).matches(h.letter)])
         hold = Hold(self.scanner, wanted, since)
         with self._lock:
             self._holds.append(hold)
@@ -234,7 +232,7 @@ class SqsDeadLetterStore(DeadLetterStore):
             hold.release()
 
     def count(self, filter: LetterFilter | None = None) -> int:
-        return sum(1 for x in self._snapshot() if matches(x, filter))
+        return sum(1 for x in self._snapshot() if (filter or ANY_LETTER).matches(x))
 
     def approximate_count(self) -> int:
         """SQS's own approximate count of every message, visible or not: one cheap request."""
@@ -280,11 +278,12 @@ class SqsDeadLetterStore(DeadLetterStore):
 
     def delete_many(self, filter: LetterFilter | None = None) -> int:
         held = self.scanner.scan()
-        doomed = [h for h in held if matches(h.letter, filter)]
+        doomed = [h for h in held if (filter or ANY_LETTER).matches(h.letter)]
         try:
             self.scanner.delete(doomed)
         finally:
-            self.scanner.give_back([h for h in held if not matches(h.letter, filter)])
+            kept = [h for h in held if not (filter or ANY_LETTER).matches(h.letter)]
+            self.scanner.give_back(kept)
         return len({h.letter.id for h in doomed})
 
     def mark_replayed(self, letter_id: str) -> DeadLetter:

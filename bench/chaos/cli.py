@@ -13,6 +13,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ChaosConfig, Path | N
     """The run's configuration, and where to write the JSON report (if anywhere)."""
     d = ChaosConfig()
     p = argparse.ArgumentParser(
+        prog="python -m bench.chaos",
         description="Chaos: intents through worker processes that are SIGKILLed.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

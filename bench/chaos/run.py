@@ -11,9 +11,9 @@ each with its reason. Then it fixes the ``fixable`` tool, replays the DLQ, and c
 the fixed intents ran exactly once while the rest stayed dead. Exit 0 only if every check
 holds.
 
-    python bench/chaos/run.py                                   # quick: ~30 s
-    python bench/chaos/run.py --transport celery --store postgres
-    python bench/chaos/run.py --intents 5000 --workers 3 --kill-every 2 --restart-redis
+    python -m bench.chaos                                       # quick: ~30 s
+    python -m bench.chaos --transport celery --store postgres
+    python -m bench.chaos --intents 5000 --workers 3 --kill-every 2 --restart-redis
 """
 
 from __future__ import annotations

@@ -7,9 +7,8 @@ and the dedup store's ``get``. It needs the ``dashboard`` extra.
 
 from __future__ import annotations
 
-from intentq.errors import ConfigError
+from intentq.extras import MissingExtra
 
-INSTALL = "pip install 'intentq[dashboard]'"
 # The extra's top-level modules: only their absence is translated, any other is a bug.
 _EXTRA = frozenset({"starlette", "uvicorn", "jinja2", "python_multipart", "anyio"})
 
@@ -18,9 +17,10 @@ try:
     from intentq.dashboard.backends import Backends, opened_backends
     from intentq.dashboard.server import check_bind, serve
 except ModuleNotFoundError as exc:
-    if (exc.name or "").partition(".")[0] not in _EXTRA:
+    missing = (exc.name or "").partition(".")[0]
+    if missing not in _EXTRA:
         raise
-    raise ConfigError(f"the dashboard needs {exc.name}: {INSTALL}") from exc
+    raise MissingExtra(missing, "dashboard", "the dashboard") from exc
 
 __all__ = [
     # the app

@@ -6,8 +6,11 @@ import ipaddress
 import logging
 from typing import Any
 
+import uvicorn
+
 from intentq.config.redact import redacted
 from intentq.config.settings import Settings
+from intentq.dashboard.app import create_app
 from intentq.errors import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"  # only this machine, unless told otherwise (and given a token)
@@ -50,12 +53,8 @@ class RedactQuery(logging.Filter):
         return True
 
 
-def server_config(settings: Settings, host: str, port: int, **extra: Any) -> Any:
+def server_config(settings: Settings, host: str, port: int, **extra: Any) -> uvicorn.Config:
     """A ``uvicorn.Config`` for the dashboard the settings describe (after ``check_bind``)."""
-    import uvicorn
-
-    from intentq.dashboard.app import create_app
-
     token = settings.dashboard_token.get_secret_value() if settings.dashboard_token else None
     check_bind(host, token)
     app = create_app(settings)
@@ -64,8 +63,6 @@ def server_config(settings: Settings, host: str, port: int, **extra: Any) -> Any
 
 def serve(settings: Settings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
     """Serve until interrupted."""
-    import uvicorn
-
     config = server_config(settings, host, port)
     # After the Config: making it applies uvicorn's logging setup.
     logging.getLogger("uvicorn.access").addFilter(RedactQuery())

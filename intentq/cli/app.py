@@ -28,6 +28,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help, as Click renders it: typer's Rich help shows a flag such as --json as
+    # taking a <bool>.
+    rich_markup_mode=None,
 )
 
 

@@ -11,16 +11,20 @@ from typing import Annotated, Any
 
 import typer
 
-# typer vendors its own click; its exceptions live there.
-from typer._click import exceptions as click_exc
-from typer._click.globals import get_current_context
-
 from intentq.cli.exits import CliError, ExitCode
 from intentq.config.redact import redacted
 from intentq.config.settings import Settings
 from intentq.errors import ConfigError, InvalidIntent
 from intentq.intent import normalize_key
 from intentq.registry import Registry
+
+
+class BadValue(typer.BadParameter):
+    """A value an option or argument cannot take (exit 2): the message is shown as it is,
+    without Click's "Invalid value for" prefix; Click attaches the command to it."""
+
+    def format_message(self) -> str:
+        return self.message
 
 
 def either(values: tuple[str, ...]) -> str:
@@ -36,10 +40,7 @@ def choice(option: str, values: tuple[str, ...]) -> Callable[[str], str]:
     def parse(text: str) -> str:
         value = by_fold.get(text.casefold())
         if value is None:
-            raise click_exc.UsageError(
-                f"{option} must be {either(values)}, not {text!r}",
-                ctx=get_current_context(silent=True),
-            )
+            raise BadValue(f"{option} must be {either(values)}, not {text!r}")
         return value
 
     return parse
@@ -58,9 +59,7 @@ def idempotency_key(text: str) -> str:
     try:
         return normalize_key(text)
     except InvalidIntent as exc:
-        raise click_exc.UsageError(
-            f"KEY: {exc.message}", ctx=get_current_context(silent=True)
-        ) from None
+        raise BadValue(f"KEY: {exc.message}") from None
 
 
 KeyArg = Annotated[

@@ -7,15 +7,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import typer
-
-# typer vendors its own click; its exceptions live there.
-from typer._click import exceptions as click_exc
-from typer._click.core import Context
 from typer.core import TyperGroup
 
 from intentq.cli.exits import CliError, ExitCode, code_for
 from intentq.cli.output import error_line
 from intentq.errors import IntentqError
+
+
+class HelpAsked(Exception):
+    """A group was called without a command: its help is shown instead (exit 2)."""
+
+    def __init__(self, help_text: str) -> None:
+        super().__init__(help_text)
+        self.help_text = help_text
 
 
 class IntentqGroup(TyperGroup):
@@ -63,20 +67,19 @@ class IntentqGroup(TyperGroup):
                 raise
             error_line(str(exc))
             return code_for(exc)
-        except click_exc.NoArgsIsHelpError as exc:
-            # The help was printed when the error was made (Rich help); plain help is in it.
-            if exc.format_message().strip():
-                sys.stdout.write(exc.format_message() + "\n")
+        except HelpAsked as exc:
+            sys.stdout.write(exc.help_text + "\n")
             return ExitCode.USAGE
-        except click_exc.UsageError as exc:
-            hint = ""
-            if exc.ctx is not None:
-                hint = f" (see '{exc.ctx.command_path} --help')"
+        except typer.TyperException as exc:
+            # Click's errors, as typer raises them: a usage error (exit 2) carries the
+            # command it was made in.
+            if exc.exit_code != ExitCode.USAGE:
+                error_line(exc.format_message())
+                return exc.exit_code
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
             error_line(f"{exc.format_message()}{hint}")
             return ExitCode.USAGE
-        except click_exc.ClickException as exc:
-            error_line(exc.format_message())
-            return exc.exit_code
         except typer.Abort:
             error_line("aborted")
             return ExitCode.FAILURE
@@ -94,7 +97,14 @@ class IntentqGroup(TyperGroup):
             return rv
         return ExitCode.OK
 
-    def invoke(self, ctx: Context) -> Any:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        # typer would raise its own no-arguments error, a private class: the help is shown
+        # here instead.
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            raise HelpAsked(ctx.get_help())
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: Any) -> Any:
         # The root's options are parsed by now, the command's not yet: a usage error in
         # them has no traceback to show anyway.
         self.debug = bool(ctx.params.get("debug"))
@@ -103,7 +113,11 @@ class IntentqGroup(TyperGroup):
 
 def typer_app(**kwargs: Any) -> typer.Typer:
     """A sub-command group with the house defaults."""
+    kwargs.setdefault("cls", IntentqGroup)
     kwargs.setdefault("no_args_is_help", True)
+    # Plain help, as Click renders it: typer's Rich help shows a flag such as --json as
+    # taking a <bool>.
+    kwargs.setdefault("rich_markup_mode", None)
     kwargs.setdefault("add_completion", False)
     kwargs.setdefault("pretty_exceptions_enable", False)
     return typer.Typer(**kwargs)

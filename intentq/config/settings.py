@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -67,6 +68,8 @@ class Settings(BaseSettings):
     backoff_max: float = Field(default=DEFAULT_BACKOFF_MAX, gt=0)
     max_message_bytes: int = Field(default=MAX_MESSAGE_BYTES, gt=0)
     shutdown_grace: float = Field(default=30.0, ge=0)
+    # A worker whose store does not answer at start exits instead of starting and deferring.
+    require_store: bool = False
     # Required to serve the dashboard on any address but loopback; SecretStr, so it shows as
     # ********** in a repr or a dump and never in output.
     dashboard_token: SecretStr | None = None
@@ -111,7 +114,7 @@ class Settings(BaseSettings):
             n for n in os.environ if n.upper().startswith(ENV_PREFIX) and n.upper() not in known
         )
         if unknown:
-            raise ConfigError(f"unknown setting {unknown[0]} (known: see README, Configuration)")
+            raise ConfigError(unknown_setting(unknown[0], list(cls.model_fields), ENV_PREFIX))
         explicit = os.environ.get(CONFIG_ENV)
         if explicit and not Path(explicit).is_file():
             raise ConfigError(f"{CONFIG_ENV} names {explicit!r}, which is not a file")
@@ -120,6 +123,8 @@ class Settings(BaseSettings):
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "settings"
+            if first["type"] == "extra_forbidden":  # a key of the config file
+                raise ConfigError(unknown_setting(where, list(cls.model_fields))) from None
             raise ConfigError(f"bad setting {where}: {first['msg']}") from None
         except Exception as exc:  # a TOML syntax error surfaces as the parser's own type
             raise ConfigError(f"cannot read config: {exc}") from exc
@@ -137,3 +142,16 @@ class Settings(BaseSettings):
             if name.endswith("_url") and isinstance(value, str):
                 out[name] = redacted(value)
         return out
+
+
+# Where every setting is described.
+SETTINGS_DOC = "docs/configuration.md"
+
+
+def unknown_setting(name: str, fields: list[str], prefix: str = "") -> str:
+    """The error for an unknown variable (``prefix`` + name) or file key: it names the
+    closest setting, if one is close (compared without the prefix, which all share)."""
+    bare = name[len(prefix) :].lower() if name.upper().startswith(prefix) else name.lower()
+    close = difflib.get_close_matches(bare, fields, n=1, cutoff=0.6)
+    hint = f"; did you mean {(prefix + close[0]).upper() if prefix else close[0]}?" if close else ""
+    return f"unknown setting {name}{hint} (every setting: {SETTINGS_DOC})"

@@ -15,6 +15,7 @@ from intentq.errors import (
     TransportUnavailable,
     UnknownTool,
 )
+from intentq.preflight import StoreRequired
 
 
 class ExitCode(enum.IntEnum):
@@ -28,6 +29,7 @@ class ExitCode(enum.IntEnum):
     NOT_FOUND = 5  # no such letter, record or tool
     TIMEOUT = 6  # `enqueue --wait` saw no result in time
     DEAD = 7  # `enqueue --wait`: the intent was dead-lettered
+    STORE_REQUIRED = 9  # `worker --require-store`: the store did not answer at start
 
 
 class CliError(Exception):
@@ -42,6 +44,7 @@ class CliError(Exception):
 # Most specific first: StoreUnavailable is also a DedupError and a TransientError.
 _CODES: tuple[tuple[type[IntentqError], ExitCode], ...] = (
     (ConfigError, ExitCode.CONFIG),
+    (StoreRequired, ExitCode.STORE_REQUIRED),
     (StoreUnavailable, ExitCode.UNAVAILABLE),
     (DLQUnavailable, ExitCode.UNAVAILABLE),
     (TransportUnavailable, ExitCode.UNAVAILABLE),

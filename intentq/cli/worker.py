@@ -54,14 +54,30 @@ def worker(
     log_level: Annotated[
         str, choice_option("--log-level", LOG_LEVELS, "Log level, in any case.")
     ] = "INFO",
+    require_store: Annotated[
+        bool,
+        typer.Option(
+            "--require-store",
+            help="Exit (code 9) if the store cannot be reached at start, instead of starting "
+            "and deferring claims until it answers (INTENTQ_REQUIRE_STORE).",
+        ),
+    ] = False,
 ) -> None:
     """Consume intents until SIGTERM/SIGINT: each tool runs at most once per key.
 
     SIGTERM stops receiving, lets running tools finish (INTENTQ_SHUTDOWN_GRACE) and gives
-    back what has not started. Exits 3 on bad settings, 4 if the SQS queue (or a store the
-    worker opens) cannot be reached at start.
+    back what has not started; after the grace, running tools are stopped and their messages
+    go back to the broker. At start it checks the store, the DLQ and the broker or queue and
+    logs one line each. Exits 3 on bad settings or a schema this intentq cannot use, 4 if the
+    SQS queue cannot be reached at start, 9 if the store cannot and --require-store is set.
     """
-    settings = check_broker(load_settings(transport=transport, app=app, concurrency=concurrency))
+    given = load_settings(
+        transport=transport,
+        app=app,
+        concurrency=concurrency,
+        require_store=require_store or None,  # not given: INTENTQ_REQUIRE_STORE decides
+    )
+    settings = check_broker(given)
     if not settings.app:
         raise ConfigError("no tools to run: pass --app package.module:registry or set INTENTQ_APP")
     registry = load_app_registry(settings.app)

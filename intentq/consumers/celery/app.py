@@ -119,6 +119,10 @@ def configure_app(
     from intentq.consumers.celery.worker import install_shutdown
 
     install_shutdown(app)
+    # Imported here: the worker module builds on this one.
+    from intentq.consumers.celery.worker import install_shutdown
+
+    install_shutdown(app)
     for spec in registry:
         _register(app, task_name(spec.name), intentq_tool=spec.name)
     _register(app, RAW_TASK, intentq_raw=True)

@@ -7,11 +7,25 @@ The same worker from Celery's own command line::
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import threading
+from types import FrameType
 from typing import Any
+
+from celery import bootsteps
+from celery.signals import worker_process_init, worker_shutting_down
 
 from intentq.config.settings import Settings
 from intentq.consumers.celery.app import create_app
+from intentq.consumers.celery.runtime import runtime_of
+from intentq.preflight import Check, preflight, probe
 from intentq.registry import Registry
+
+log = logging.getLogger("intentq.celery")
+preflight_log = logging.getLogger("intentq.preflight")
+PREFLIGHT_FORMAT = "[%(asctime)s: %(levelname)s/MainProcess] %(message)s"
 
 
 def worker_argv(
@@ -54,6 +68,111 @@ def run_worker(
     default one is built from ``settings`` and ``registry``.
     """
     app = app if app is not None else create_app(settings, registry)
+    check_at_start(app, settings)
     argv = worker_argv(settings, concurrency, pool, hostname=hostname, loglevel=loglevel)
     code = app.start(argv=argv)
     return int(code or 0)
+
+
+def check_at_start(app: Any, settings: Settings) -> list[Check]:
+    """``preflight`` for a Celery worker's main process: its store, its DLQ and its broker,
+    one log line each. What it opened is closed again before the pool forks."""
+    runtime = runtime_of(app)
+
+    def connect() -> None:
+        with app.connection_for_write() as conn:
+            conn.connect()  # one attempt, unlike ensure_connection
+
+    broker = probe(
+        "broker",
+        settings.broker_url,
+        connect,
+        up=f"consuming {settings.celery_queue}",
+        down="Celery retries connecting until it answers",
+    )
+    # Celery sets up logging only as the worker starts: until then, these lines get a
+    # handler of their own, in Celery's format.
+    handler: logging.Handler | None = None
+    if not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(PREFLIGHT_FORMAT))
+        preflight_log.addHandler(handler)
+        preflight_log.setLevel(logging.INFO)
+    try:
+        return preflight(settings, runtime.executor().store, runtime.dead_letters(), broker)
+    finally:
+        runtime.close()
+        if handler is not None:
+            preflight_log.removeHandler(handler)
+            preflight_log.setLevel(logging.NOTSET)
+
+
+class ShutdownGrace(bootsteps.StartStopStep):  # type: ignore[misc]
+    """A warm shutdown lasts at most ``shutdown_grace`` seconds, then turns cold.
+
+    Celery's warm shutdown waits for running tasks however long they take. Once the grace
+    has run out, the worker shuts down cold (SIGQUIT to itself, Celery's own signal for it):
+    the pool is terminated, and what the stopped tasks held goes back to the broker
+    (``task_reject_on_worker_lost``); the store's lease fences a tool that was cut off.
+    """
+
+    label = "intentq grace"
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.grace = runtime_of(parent.app).settings.shutdown_grace
+        self.parent = parent
+        self._timer: threading.Timer | None = None
+
+    def start(self, parent: Any) -> None:
+        worker_shutting_down.connect(self._signalled, weak=False, dispatch_uid=id(self))
+
+    def _signalled(self, sender: Any = None, **_: Any) -> None:
+        # Sent by the main process's signal handler: the grace counts from the signal, not
+        # from when the polling loop notices it.
+        if sender == self.parent.hostname:
+            self.begin()
+
+    def close(self, parent: Any) -> None:
+        self.begin()  # Blueprint.stop closes every step first: the shutdown has begun
+
+    def begin(self) -> None:
+        """Start counting the grace (once). Runs on the main thread only."""
+        if self._timer is None:
+            self._timer = threading.Timer(self.grace, self._expire, args=(os.getpid(),))
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _expire(self, pid: int) -> None:
+        worker_shutting_down.disconnect(dispatch_uid=id(self))
+        if self.parent.blueprint.state == bootsteps.TERMINATE:
+            return  # stopped in time (a worker run in-process leaves its caller alone)
+        log.warning(
+            "the shutdown grace (%ss) ran out with tools running: stopping them; their "
+            "messages go back to the broker",
+            self.grace,
+        )
+        os.kill(pid, signal.SIGQUIT)
+
+
+def _unwind_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _pool_child_started(**_: Any) -> None:
+    # A prefork child waits for its next task holding the pool's shared queue lock (the
+    # pool without an event loop, used with kombu's SQLAlchemy transport). Killed there by
+    # a SIGTERM sent to the whole process group (systemd's KillMode=control-group,
+    # `timeout`), it would never release the lock, and the main process would block on it
+    # forever in billiard's pool finaliser at exit. Raised as SystemExit, the signal
+    # unwinds the child and the lock is released on the way out.
+    signal.signal(signal.SIGTERM, _unwind_on_sigterm)
+
+
+def install_shutdown(app: Any) -> None:
+    """Bound ``app``'s workers' warm shutdown by the grace, and let a pool child signalled
+    from outside exit cleanly."""
+    app.steps["worker"].add(ShutdownGrace)
+    worker_process_init.connect(
+        _pool_child_started, weak=False, dispatch_uid="intentq.pool-child-sigterm"
+    )

@@ -12,26 +12,43 @@ from types import FrameType
 from intentq.config.settings import Settings
 from intentq.consumers.sqs.worker import SqsWorker
 from intentq.errors import IntentqError
+from intentq.preflight import preflight, probe
 from intentq.registry import Registry
+from intentq.sqs.queues import is_queue_url
 
 log = logging.getLogger("intentq.sqs")
 
 EXIT_OK = 0
 EXIT_ABANDONED = 1  # stopped, but tools were still running when the grace ran out
-EXIT_ERROR = 2  # could not start: bad settings, queue missing, store unreachable
+EXIT_ERROR = 2  # could not start: bad settings, queue missing, a required store unreachable
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def start_worker(settings: Settings, registry: Registry) -> SqsWorker:
-    """A worker with its queue looked up; a start error (bad settings, queue missing, queue
-    or store unreachable) is raised as the ``IntentqError`` it is."""
+    """A worker with its store, DLQ and queue checked (one log line each, ``preflight``);
+    a start error (bad settings, a schema this code cannot use, the queue missing or
+    unreachable, the store unreachable with ``require_store``) is raised as the
+    ``IntentqError`` it is. An unreachable store or DLQ alone is a warning."""
     worker = SqsWorker(settings, registry)
     try:
-        worker.queue  # noqa: B018 - resolve the queue now: a missing one is a start error
+        queue = probe(
+            "queue",
+            settings.sqs_queue if is_queue_url(settings.sqs_queue) else _queue_shown(settings),
+            lambda: worker.queue,
+            up="receiving from it",
+            down="the worker does not start",
+        )
+        preflight(settings, worker.store, worker.dlq, queue)
+        worker.queue  # noqa: B018 - a queue that did not answer: raise why, a start error
     except BaseException:
         worker.close()
         raise
     return worker
+
+
+def _queue_shown(settings: Settings) -> str:
+    where = settings.sqs_endpoint_url or f"SQS {settings.aws_region}"
+    return f"{settings.sqs_queue} at {where}"
 
 
 def serve(worker: SqsWorker) -> int:

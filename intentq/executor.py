@@ -41,6 +41,7 @@ from intentq.errors import (
 )
 from intentq.heartbeat import Heartbeat
 from intentq.intent import Intent, canonical_json, fingerprint, new_intent_id, normalize_key
+from intentq.observe.base import NullObserver, Observer, Report
 from intentq.outcome import Ack, AlreadyDead, Delivery, Outcome, RetryLater, SendToDLQ
 from intentq.policy import Policy, is_retryable
 from intentq.registry import Registry, ToolSpec
@@ -68,6 +69,7 @@ class Job:
     body: bytes
     delivery: Delivery
     meta: Mapping[str, Any] = field(default_factory=dict)
+    created_at: str = ""  # the envelope's: when the intent was made (ISO 8601, UTC)
 
     @property
     def tool(self) -> str:
@@ -87,11 +89,14 @@ class Executor:
         store: DedupStore,
         policy: Policy | None = None,
         heartbeat: Heartbeat | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.registry = registry
         self.store = store
         self.policy = policy or Policy()
         self.heartbeat = heartbeat or Heartbeat()
+        # Told of every decision: metrics, traces and structured logs (intentq.observe).
+        self.observer: Observer = observer or NullObserver()
 
     # -- parse ---------------------------------------------------------------------------
 
@@ -108,8 +113,9 @@ class Executor:
         except UnknownTool as exc:
             return self._letter(body, delivery, Reason.UNKNOWN_TOOL, exc, intent=intent)
         return self.prepare_job(
-            spec, intent.args, intent.key, intent.intent_id, body, delivery, intent.meta
-        )
+            spec, intent.args, intent.key, intent.intent_id, body, delivery, intent.meta,
+            intent.created_at,
+        )  # fmt: skip
 
     def prepare_job(
         self,
@@ -120,6 +126,7 @@ class Executor:
         body: bytes,
         delivery: Delivery,
         meta: Mapping[str, Any] | None = None,
+        created_at: str = "",
     ) -> Job | SendToDLQ:
         """Validate a job that did not come as an envelope (a plain Celery task, say)."""
         try:
@@ -135,7 +142,9 @@ class Executor:
             return self._letter(
                 body, delivery, Reason.SCHEMA, exc, tool=spec.name, key=key, intent_id=intent_id
             )
-        return Job(spec, key, intent_id, validated, digest, body, delivery, dict(meta or {}))
+        return Job(
+            spec, key, intent_id, validated, digest, body, delivery, dict(meta or {}), created_at
+        )
 
     # -- claim ---------------------------------------------------------------------------
 
@@ -158,6 +167,7 @@ class Executor:
             return list(self.store.claim_many(requests))
         except StoreUnavailable as exc:
             log.warning("store unavailable, deferring %d message(s): %s", len(jobs), exc)
+            self.observer.store_failed(jobs[0].delivery.queue, "claim")
             return [self._outage(str(exc)) for _ in jobs]
 
     def process(
@@ -175,6 +185,15 @@ class Executor:
         self, job: Job, claim: Claim | RetryLater, heartbeat: HeartbeatFn | None = None
     ) -> Outcome:
         """Turn a claim into an outcome, running the tool when the claim was acquired."""
+        began = time.perf_counter()
+        outcome = self._decide(job, claim, heartbeat)
+        seconds = time.perf_counter() - began
+        self.observer.concluded(Report(job.delivery, outcome, job, claim, seconds))
+        return outcome
+
+    def _decide(
+        self, job: Job, claim: Claim | RetryLater, heartbeat: HeartbeatFn | None
+    ) -> Outcome:
         if isinstance(claim, RetryLater):
             return claim
         if isinstance(claim, Cached):
@@ -199,7 +218,7 @@ class Executor:
                     attempts=0,
                 )
             return RetryLater(
-                self._busy_delay(claim, job.delivery), spend_attempt=False, why="busy"
+                self._busy_delay(claim, job.delivery), spend_attempt=False, why="busy", cause="busy"
             )
         return self._run(job, claim, heartbeat)
 
@@ -232,10 +251,17 @@ class Executor:
         )
 
         def beat() -> None:
-            self.store.extend(job.tool, job.key, claim.token, lease)
+            try:
+                self.store.extend(job.tool, job.key, claim.token, lease)
+            except StoreUnavailable:
+                self.observer.store_failed(job.delivery.queue, "extend")
+                raise
+            self.observer.lease_extended(job)
             if heartbeat is not None:
                 heartbeat()
 
+        self.observer.tool_started(job, claim.attempt)
+        began = time.perf_counter()
         try:
             with self.heartbeat.beating(lease / 3, beat):
                 if spec.transactional:
@@ -252,6 +278,8 @@ class Executor:
             return Ack(None, cached=False, lease_lost=True)
         except Exception as exc:
             return self._failed(job, claim, exc, max_attempts)
+        finally:
+            self.observer.tool_finished(job, time.perf_counter() - began)
 
     def _run_transactional(self, job: Job, claim: Acquired, ctx: ToolContext) -> Any:
         if not isinstance(self.store, TransactionalStore):
@@ -279,6 +307,7 @@ class Executor:
                 log.warning("%s:%s: completed after losing the lease", job.tool, job.key)
                 return Ack(result, lease_lost=True)
             except StoreUnavailable as exc:
+                self.observer.store_failed(job.delivery.queue, "complete")
                 left = deadline - time.monotonic()
                 if left <= 0:
                     log.error("%s:%s ran but could not be recorded: %s", job.tool, job.key, exc)
@@ -302,6 +331,7 @@ class Executor:
         except LeaseLost:
             return Ack(None, lease_lost=True)
         except StoreUnavailable as e:
+            self.observer.store_failed(job.delivery.queue, "release")
             log.warning(
                 "could not release %s:%s (%s); its lease will run out", job.tool, job.key, e
             )
@@ -329,6 +359,7 @@ class Executor:
         except LeaseLost:
             return Ack(None, lease_lost=True)
         except StoreUnavailable as exc:
+            self.observer.store_failed(job.delivery.queue, "fail")
             # The letter still goes to the DLQ; the record's lease runs out and a duplicate
             # may try again, which is what a replay would do anyway.
             log.warning("could not mark %s:%s failed: %s", job.tool, job.key, exc)
@@ -351,7 +382,12 @@ class Executor:
     # -- letters -------------------------------------------------------------------------
 
     def _outage(self, why: str) -> RetryLater:
-        return RetryLater(self.policy.backoff(1) + STORE_OUTAGE_DELAY, spend_attempt=False, why=why)
+        return RetryLater(
+            self.policy.backoff(1) + STORE_OUTAGE_DELAY,
+            spend_attempt=False,
+            why=why,
+            cause="store_outage",
+        )
 
     def _job_letter(
         self,
@@ -381,11 +417,14 @@ class Executor:
         intent_id: str | None = None,
         error_type: str | None = None,
     ) -> SendToDLQ:
-        return _send_to_dlq(
+        # The message never became a job: its dead letter is the delivery's whole story.
+        letter = _send_to_dlq(
             body, delivery, reason, error_type or type(exc).__name__, str(exc)[:2000],
             tool=intent.tool if intent else tool, key=intent.key if intent else key,
             intent_id=intent.intent_id if intent else intent_id,
         )  # fmt: skip
+        self.observer.concluded(Report(delivery, letter))
+        return letter
 
 
 def _send_to_dlq(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from intentq.dlq.base import DeadLetter
 
@@ -31,12 +31,14 @@ class Ack:
 class RetryLater:
     """Give the message back to be delivered again in ``delay`` seconds.
 
-    ``spend_attempt`` is false when the tool never ran (a live duplicate, a store outage).
+    ``spend_attempt`` is false when the tool never ran (a live duplicate, a store outage);
+    ``cause`` says which: ``failed`` (the tool raised), ``busy`` or ``store_outage``.
     """
 
     delay: float
     spend_attempt: bool
     why: str = ""
+    cause: Literal["failed", "busy", "store_outage"] = "failed"
 
 
 @dataclass(frozen=True)

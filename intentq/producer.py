@@ -15,19 +15,39 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from intentq.config.settings import Settings
 from intentq.connections import sqs_client_for
 from intentq.errors import IntentqError, InvalidIntent, TransportError, TransportUnavailable
 from intentq.intent import Intent
+from intentq.observe.workers import tracing_for
 from intentq.registry import Registry
+from intentq.sqs.queues import queue_name
 from intentq.sqs.send import DEFAULT_GROUP, Outgoing, SendFailed, SqsSender, fifo_id, group_id
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
+    from intentq.observe.tracing import Sending
+
 __all__ = ["IntentItem", "Producer", "SendFailed"]
+
+# The meta field and message header of the W3C trace context (intentq.observe.tracing).
+TRACEPARENT = "traceparent"
+
+
+class Untraced:
+    """What a send carries when tracing is off: no trace headers."""
+
+    carrier: Mapping[str, str] = {}
+
+    def sent(self, message_id: str | None) -> None:
+        pass
+
+
+UNTRACED = Untraced()
 
 # What ``enqueue_many`` takes: an Intent, {"tool", "args", "key"?, "meta"?},
 # or a tuple (tool, args[, key[, meta]]).
@@ -57,6 +77,8 @@ class Producer:
         self._own_app = False
         self._sender: SqsSender | None = None
         self._lock = threading.Lock()
+        # None when tracing is off, or opentelemetry-api is missing and was not asked for.
+        self._tracing = tracing_for(settings)
 
     # -- building ------------------------------------------------------------------------
 
@@ -93,20 +115,34 @@ class Producer:
         intents = [self._coerce(item) for item in items]
         if not intents:
             return []
-        if self.settings.transport == "celery":
-            for intent in intents:
-                self._publish(intent, self.settings.celery_queue)
-            return intents
-        outgoing = [self._outgoing(intent) for intent in intents]
-        self._sqs().send_many(self.settings.sqs_queue, outgoing)
+        queue = self._queue(None)
+        with self._sending(queue, count=len(intents)) as trace:
+            intents = [self._traced(intent, trace) for intent in intents]
+            if self.settings.transport == "celery":
+                for intent in intents:
+                    self._publish(intent, queue, trace.carrier)
+                return intents
+            outgoing = [self._outgoing(intent, trace.carrier) for intent in intents]
+            self._sqs().send_many(queue, outgoing)
         return intents
 
     def send_intent(self, intent: Intent, queue: str | None = None) -> str | None:
-        """Send an intent as it is; returns the SQS MessageId (or Celery's task id)."""
-        self._check_size(intent.to_json())
-        if self.settings.transport == "celery":
-            return self._publish(intent, queue or self.settings.celery_queue)
-        return self._sqs().send(queue or self.settings.sqs_queue, self._outgoing(intent))
+        """Send an intent; returns the SQS MessageId (or Celery's task id).
+
+        With tracing on, the envelope sent carries its send's ``meta["traceparent"]`` (unless
+        it has one): a dead letter of it, replayed, links back to this trace.
+        """
+        queue = self._queue(queue)
+        origin = intent.meta.get(TRACEPARENT)
+        with self._sending(queue, intent=intent, origin=origin) as trace:
+            intent = self._traced(intent, trace)
+            self._check_size(intent.to_json())
+            if self.settings.transport == "celery":
+                message_id = self._publish(intent, queue, trace.carrier)
+            else:
+                message_id = self._sqs().send(queue, self._outgoing(intent, trace.carrier))
+            trace.sent(message_id)
+        return message_id
 
     def send_raw(
         self, body: bytes, queue: str | None = None, *, dedup_id: str | None = None
@@ -118,22 +154,31 @@ class Producer:
         still runs the tool at most once per key.
         """
         self._check_size(body)
-        if self.settings.transport == "celery":
-            from intentq.consumers.celery import publish_raw
-
-            with _celery_errors(queue or self.settings.celery_queue):
-                result = publish_raw(self._app(), body, queue or self.settings.celery_queue)
-            return _task_id(result)
+        queue = self._queue(queue)
         try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidIntent("malformed_json", f"SQS bodies are text: {exc}") from exc
-        try:
-            group = group_id(Intent.parse(body, max_bytes=len(body)))
+            intent: Intent | None = Intent.parse(body, max_bytes=len(body))
         except InvalidIntent:
-            group = DEFAULT_GROUP
-        message = Outgoing(text, "raw", group, fifo_id(dedup_id or uuid.uuid4().hex))
-        return self._sqs().send(queue or self.settings.sqs_queue, message)
+            intent = None
+        # The body keeps the trace it was first sent in: this send links to it.
+        origin = intent.meta.get(TRACEPARENT) if intent is not None else None
+        with self._sending(queue, intent=intent, origin=origin) as trace:
+            if self.settings.transport == "celery":
+                from intentq.consumers.celery import publish_raw
+
+                with _celery_errors(queue):
+                    result = publish_raw(self._app(), body, queue, trace.carrier)
+                message_id = _task_id(result)
+            else:
+                try:
+                    text = body.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InvalidIntent("malformed_json", f"SQS bodies are text: {exc}") from exc
+                group = group_id(intent) if intent is not None else DEFAULT_GROUP
+                dedup = fifo_id(dedup_id or uuid.uuid4().hex)
+                message = Outgoing(text, "raw", group, dedup, trace.carrier)
+                message_id = self._sqs().send(queue, message)
+            trace.sent(message_id)
+        return message_id
 
     def close(self) -> None:
         """Close the client or app the producer made itself."""
@@ -176,9 +221,44 @@ class Producer:
             return self.intent(*item)
         raise InvalidIntent("bad_field_type", f"cannot make an intent of {type(item).__name__}")
 
-    def _outgoing(self, intent: Intent) -> Outgoing:
+    def _outgoing(self, intent: Intent, attributes: Mapping[str, str]) -> Outgoing:
         body = intent.to_json().decode("ascii")  # canonical JSON is ASCII
-        return Outgoing(body, intent.intent_id, group_id(intent), fifo_id(intent.key))
+        return Outgoing(body, intent.intent_id, group_id(intent), fifo_id(intent.key), attributes)
+
+    def _queue(self, queue: str | None) -> str:
+        if queue:
+            return queue
+        celery = self.settings.transport == "celery"
+        return self.settings.celery_queue if celery else self.settings.sqs_queue
+
+    @contextmanager
+    def _sending(
+        self,
+        queue: str,
+        *,
+        count: int = 1,
+        intent: Intent | None = None,
+        origin: Any = None,
+    ) -> Iterator[Sending | Untraced]:
+        """A PRODUCER span for one send (intentq.observe.tracing), or nothing to trace."""
+        if self._tracing is None:
+            yield UNTRACED
+            return
+        with self._tracing.sending(
+            self.settings.transport, queue_name(queue), count=count,
+            tool=intent.tool if intent is not None else None,
+            intent_id=intent.intent_id if intent is not None else None,
+            origin=origin if isinstance(origin, str) else None,
+        ) as sending:  # fmt: skip
+            yield sending
+
+    @staticmethod
+    def _traced(intent: Intent, trace: Sending | Untraced) -> Intent:
+        """``intent`` with its send's trace context in ``meta`` (kept if it has one)."""
+        traceparent = trace.carrier.get(TRACEPARENT)
+        if not traceparent or TRACEPARENT in intent.meta:
+            return intent
+        return replace(intent, meta={**intent.meta, TRACEPARENT: traceparent})
 
     def _sqs(self) -> SqsSender:
         with self._lock:
@@ -198,11 +278,13 @@ class Producer:
                 self._own_app = True
             return self._celery_app
 
-    def _publish(self, intent: Intent, queue: str) -> str | None:
+    def _publish(
+        self, intent: Intent, queue: str, headers: Mapping[str, str] | None = None
+    ) -> str | None:
         from intentq.consumers.celery import publish
 
         with _celery_errors(queue):
-            return _task_id(publish(self._app(), intent, queue))
+            return _task_id(publish(self._app(), intent, queue, headers))
 
 
 def _task_id(result: Any) -> str | None:

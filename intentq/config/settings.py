@@ -73,6 +73,16 @@ class Settings(BaseSettings):
     # Required to serve the dashboard on any address but loopback; SecretStr, so it shows as
     # ********** in a repr or a dump and never in output.
     dashboard_token: SecretStr | None = None
+    # Operators' view (intentq.observe). A worker serves /metrics on this port when it is set.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # Any interface, as Prometheus scrapes workers from elsewhere (dramatiq's default too).
+    metrics_host: str = "0.0.0.0"
+    # The dead-letter gauge counts the DLQ at most this often (seconds); scrapes in between
+    # get the last counts.
+    metrics_dlq_interval: float = Field(default=30.0, gt=0)
+    # None: traces when opentelemetry-api is installed; true requires it; false never.
+    tracing: bool | None = None
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("app")
     @classmethod

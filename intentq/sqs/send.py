@@ -16,7 +16,10 @@ from intentq.sqs.queues import MAX_BATCH, is_fifo, resolve_queue_url, translated
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+    from mypy_boto3_sqs.type_defs import (
+        MessageAttributeValueTypeDef,
+        SendMessageBatchRequestEntryTypeDef,
+    )
 
 # FIFO group and deduplication ids: 1-128 characters of ASCII letters, digits, punctuation.
 _FIFO_ID_RE = re.compile(r"[!-~]{1,128}\Z")
@@ -44,12 +47,14 @@ def group_id(intent: Intent) -> str:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One body to send; ``ref`` names it in errors (the intent id)."""
+    """One body to send; ``ref`` names it in errors (the intent id). ``attributes`` are sent
+    as String message attributes (the trace context, ``traceparent``)."""
 
     body: str
     ref: str
     group_id: str | None = None
     dedup_id: str | None = None
+    attributes: Mapping[str, str] | None = None
 
 
 class SendFailed(TransportError):
@@ -86,6 +91,8 @@ class SqsSender:
         if is_fifo(url):
             params["MessageGroupId"] = message.group_id or DEFAULT_GROUP
             params["MessageDeduplicationId"] = message.dedup_id or fifo_id(message.ref)
+        if message.attributes:
+            params["MessageAttributes"] = _string_attributes(message.attributes)
         with translated("SendMessage", url):
             return str(self.client.send_message(**params)["MessageId"])
 
@@ -123,6 +130,8 @@ class SqsSender:
             if fifo:
                 entry["MessageGroupId"] = messages[i].group_id or DEFAULT_GROUP
                 entry["MessageDeduplicationId"] = messages[i].dedup_id or fifo_id(messages[i].ref)
+            if messages[i].attributes:
+                entry["MessageAttributes"] = _string_attributes(messages[i].attributes or {})
             entries.append(entry)
         with translated("SendMessageBatch", url):
             response = self.client.send_message_batch(QueueUrl=url, Entries=entries)
@@ -133,6 +142,14 @@ class SqsSender:
             for f in response.get("Failed", [])
         }
         return sorted(why), why
+
+
+def _string_attributes(
+    attributes: Mapping[str, str],
+) -> dict[str, MessageAttributeValueTypeDef]:
+    return {
+        name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
+    }
 
 
 def _chunks(messages: Sequence[Outgoing]) -> list[list[int]]:

@@ -22,6 +22,7 @@ from intentq.consumers.celery.runtime import APP_ATTRIBUTE, Runtime
 from intentq.consumers.celery.task import IdempotentTask
 from intentq.dedup.base import DedupStore
 from intentq.dlq.base import DeadLetterStore
+from intentq.observe import Observer, observer_for
 from intentq.registry import Registry
 from intentq.sqs.queues import MAX_VISIBILITY
 
@@ -71,12 +72,14 @@ def configure_app(
     dlq: DeadLetterStore | None = None,
     result_backend: str | None = None,
     broker_transport_options: dict[str, Any] | None = None,
+    observer: Observer | None = None,
 ) -> Any:
     """Set up ``app`` for intentq: JSON only, late acks, one ``intentq.<tool>`` task per tool.
 
     ``dedup`` and ``dlq`` are used as given in every process (fit for the solo and threads
     pools); left out, each worker process opens its own from ``settings`` on first use.
-    ``broker_transport_options`` are merged over the computed ones.
+    ``broker_transport_options`` are merged over the computed ones. ``observer`` (metrics,
+    traces, decision logs) defaults to what ``settings`` turn on.
     """
     registry = registry if registry is not None else Registry()
     options = {**transport_options(settings, registry), **(broker_transport_options or {})}
@@ -114,11 +117,10 @@ def configure_app(
         conf.task_routes = (*routes, ours)
     if result_backend is not None:
         conf.result_backend = result_backend
-    setattr(app, APP_ATTRIBUTE, Runtime(settings, registry, dedup=dedup, dlq=dlq))
-    # Imported here: the worker module builds on this one.
-    from intentq.consumers.celery.worker import install_shutdown
-
-    install_shutdown(app)
+    if observer is None:
+        observer = observer_for(settings)
+    runtime = Runtime(settings, registry, dedup=dedup, dlq=dlq, observer=observer)
+    setattr(app, APP_ATTRIBUTE, runtime)
     # Imported here: the worker module builds on this one.
     from intentq.consumers.celery.worker import install_shutdown
 
@@ -138,6 +140,7 @@ def create_app(
     result_backend: str | None = None,
     broker_transport_options: dict[str, Any] | None = None,
     main: str = "intentq",
+    observer: Observer | None = None,
 ) -> Any:
     """A new Celery app on ``settings.broker_url`` running ``registry``'s tools.
 
@@ -154,6 +157,7 @@ def create_app(
         dlq=dlq,
         result_backend=result_backend,
         broker_transport_options=broker_transport_options,
+        observer=observer,
     )
 
 

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,11 +32,15 @@ def task_name(tool: str) -> str:
     return f"{TASK_PREFIX}{tool}"
 
 
-def publish(app: Any, intent: Intent, queue: str) -> Any:
-    """Send ``intent`` to ``queue``; the task id is the intent id. Returns an ``AsyncResult``."""
+def publish(app: Any, intent: Intent, queue: str, headers: Mapping[str, str] | None = None) -> Any:
+    """Send ``intent`` to ``queue``; the task id is the intent id. Returns an ``AsyncResult``.
+
+    ``headers`` go along as message headers (the trace context, ``traceparent``).
+    """
     return app.send_task(
-        task_name(intent.tool), args=[intent.as_dict()], task_id=intent.intent_id, queue=queue
-    )
+        task_name(intent.tool), args=[intent.as_dict()], task_id=intent.intent_id, queue=queue,
+        headers=dict(headers) if headers else None,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ def parse_plain_task(body: bytes) -> PlainTask | None:
     return PlainTask(name, task_id, args, kwargs)
 
 
-def publish_raw(app: Any, body: bytes, queue: str) -> Any:
+def publish_raw(app: Any, body: bytes, queue: str, headers: Mapping[str, str] | None = None) -> Any:
     """Re-send a dead letter's raw body to ``queue``.
 
     An envelope is published as its intent (same task id, so duplicates are deduplicated);
@@ -81,13 +86,16 @@ def publish_raw(app: Any, body: bytes, queue: str) -> Any:
     except InvalidIntent:
         pass
     else:
-        return publish(app, intent, queue)
+        return publish(app, intent, queue, headers)
+    extra = dict(headers) if headers else None
     plain = parse_plain_task(body)
     if plain is not None:
         return app.send_task(
-            plain.name, args=plain.args, kwargs=plain.kwargs, task_id=plain.task_id, queue=queue
-        )
+            plain.name, args=plain.args, kwargs=plain.kwargs, task_id=plain.task_id, queue=queue,
+            headers=extra,
+        )  # fmt: skip
     raw_id = uuid.uuid5(RAW_NAMESPACE, hashlib.sha256(body).hexdigest())
     return app.send_task(
-        RAW_TASK, args=[base64.b64encode(body).decode("ascii")], task_id=str(raw_id), queue=queue
-    )
+        RAW_TASK, args=[base64.b64encode(body).decode("ascii")], task_id=str(raw_id), queue=queue,
+        headers=extra,
+    )  # fmt: skip

@@ -20,6 +20,7 @@ from intentq.dedup.base import DedupStore
 from intentq.dlq.base import DeadLetterStore
 from intentq.errors import ConfigError
 from intentq.executor import Executor
+from intentq.observe.base import Observer
 from intentq.policy import Policy
 from intentq.registry import Registry
 
@@ -39,10 +40,12 @@ class Runtime:
         *,
         dedup: DedupStore | None = None,
         dlq: DeadLetterStore | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.policy = Policy.from_settings(settings)
+        self.observer = observer
         self._given_store = dedup
         self._given_dlq = dlq
         self._lock = threading.Lock()
@@ -77,7 +80,7 @@ class Runtime:
                 if store is None:
                     store = open_store_for(self.settings)
                     self._opened.append(store)
-                self._executor = Executor(self.registry, store, self.policy)
+                self._executor = Executor(self.registry, store, self.policy, observer=self.observer)
             return self._executor
 
     def dead_letters(self) -> DeadLetterStore:

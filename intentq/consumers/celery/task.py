@@ -54,6 +54,8 @@ TRANSPORT = "celery"
 KEY_KWARG = "idempotency_key"
 # A retried task carries the letter the DLQ could not take under this keyword argument.
 LETTER_KWARG = "_intentq_letter"
+# Message headers with the W3C trace context (intentq.observe.tracing).
+TRACE_HEADERS = ("traceparent", "tracestate")
 
 
 class DeadLettered(IntentqError):
@@ -122,10 +124,9 @@ class IdempotentTask(Task):  # type: ignore[misc]
         try:
             executor = runtime.executor()
             job = self._prepare(executor, delivery, args, kwargs)
-            if isinstance(job, SendToDLQ):
-                outcome: Outcome = job
-            else:
-                outcome = executor.resolve(job, executor.claim([job])[0])
+            # The tool runs inside the observer's span, so spans of its own nest under it.
+            with executor.observer.processing(delivery, job, _trace_headers(request)):
+                outcome = job if isinstance(job, SendToDLQ) else self._resolve(executor, job)
         except Exception as exc:
             # A store or a bug outside any tool: the message must not be acked unfinished,
             # nor retried forever.
@@ -136,6 +137,10 @@ class IdempotentTask(Task):  # type: ignore[misc]
             delay = runtime.policy.backoff(delivery.receive_count) + STORE_OUTAGE_DELAY
             self._retry(delay, why=f"{type(exc).__name__}: {exc}")
         return self._carry_out(runtime, outcome, job, args, kwargs)
+
+    @staticmethod
+    def _resolve(executor: Executor, job: Job) -> Outcome:
+        return executor.resolve(job, executor.claim([job])[0])
 
     # -- prepare ------------------------------------------------------------------------
 
@@ -280,6 +285,18 @@ class IdempotentTask(Task):  # type: ignore[misc]
             if exc.requeue:
                 raise
             raise Reject(exc.reason, requeue=True) from None
+
+
+def _trace_headers(request: Any) -> dict[str, str]:
+    """The W3C trace context the publisher sent as message headers, if any."""
+    carrier: dict[str, str] = {}
+    headers = getattr(request, "headers", None) or {}
+    for name in TRACE_HEADERS:
+        # Custom headers become request attributes; some paths keep them under ``headers``.
+        value = getattr(request, name, None) or headers.get(name)
+        if isinstance(value, str) and value:
+            carrier[name] = value
+    return carrier
 
 
 def _json_bytes(value: Any) -> bytes:

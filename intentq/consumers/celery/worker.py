@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import threading
 from types import FrameType
 from typing import Any
 
 from celery import bootsteps
-from celery.signals import worker_process_init, worker_shutting_down
+from celery.signals import after_setup_logger, worker_process_init, worker_shutting_down
 
 from intentq.config.settings import Settings
 from intentq.consumers.celery.app import create_app
 from intentq.consumers.celery.runtime import runtime_of
+from intentq.observe import serving_processes
+from intentq.observe.logs import use_json
 from intentq.preflight import Check, preflight, probe
 from intentq.registry import Registry
 
@@ -47,9 +50,17 @@ def worker_argv(
         "--without-gossip",
         "--without-mingle",
     ]  # fmt: skip
-    if hostname:
-        argv += ["--hostname", hostname]
+    # Celery's own default, celery@<host>, is the same for every worker on a host: on
+    # RabbitMQ the second one dies at start (ResourceLocked on its pidbox queue).
+    argv += ["--hostname", hostname or node_name()]
     return argv
+
+
+def node_name() -> str:
+    """A node name unique on this host: ``intentq-<pid>-<random>@<host>`` (``%h`` is the host,
+    as Celery expands it). The random part tells apart workers that share a pid and a host
+    name, as containers on one host network do."""
+    return f"intentq-{os.getpid()}-{secrets.token_hex(3)}@%h"
 
 
 def run_worker(
@@ -65,13 +76,22 @@ def run_worker(
     """Run a worker on ``settings.celery_queue`` until it is stopped; returns its exit code.
 
     ``app`` is an app already built by ``create_app`` (say, with a result backend); by
-    default one is built from ``settings`` and ``registry``.
+    default one is built from ``settings`` and ``registry``. With ``metrics_port`` set, this
+    process serves ``/metrics`` for itself and its pool children; build ``app`` inside
+    ``intentq.observe.serving_processes`` to count its tools too.
     """
-    app = app if app is not None else create_app(settings, registry)
-    check_at_start(app, settings)
-    argv = worker_argv(settings, concurrency, pool, hostname=hostname, loglevel=loglevel)
-    code = app.start(argv=argv)
+    if settings.log_format == "json":
+        after_setup_logger.connect(_json_logs, weak=False, dispatch_uid="intentq.json-logs")
+    with serving_processes(settings):  # before the app: its metrics go to the shared files
+        app = app if app is not None else create_app(settings, registry)
+        check_at_start(app, settings)
+        argv = worker_argv(settings, concurrency, pool, hostname=hostname, loglevel=loglevel)
+        code = app.start(argv=argv)
     return int(code or 0)
+
+
+def _json_logs(logger: logging.Logger | None = None, **_: Any) -> None:
+    use_json(logger)
 
 
 def check_at_start(app: Any, settings: Settings) -> list[Check]:

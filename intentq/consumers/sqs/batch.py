@@ -66,7 +66,7 @@ class BatchRunner:
         tasks: list[Task] = []
         for i, (message, prepared) in enumerate(entries):
             if isinstance(prepared, SendToDLQ):
-                tasks.append(partial(self._carry_out, message, prepared))
+                tasks.append(partial(self._dead_on_arrival, message, prepared))
             else:
                 tasks.append(partial(self._run, message, prepared, claims[i]))
         return tasks
@@ -137,7 +137,7 @@ class BatchRunner:
                         return
                     waiting.pop(0)  # started: its own heartbeat keeps it hidden now
                 if isinstance(prepared, SendToDLQ):
-                    held = self._carry_out(message, prepared)
+                    held = self._dead_on_arrival(message, prepared)
                 else:
                     claim = head_claim if i == 0 and head_claim is not None else None
                     if claim is None:
@@ -150,15 +150,24 @@ class BatchRunner:
     def _run(self, message: Received, job: Job, claim: Claim | RetryLater) -> bool:
         """Resolve one job and carry out the outcome; ``True`` if the message was held."""
         lease = self._lease(job)
+        observer = self.executor.observer
         try:
-            outcome = self.executor.resolve(
-                job, claim, heartbeat=partial(self._extend_one, message, lease)
-            )
+            # The tool runs inside the observer's span, so spans of its own nest under it.
+            with observer.processing(job.delivery, job, message.attributes):
+                outcome = self.executor.resolve(
+                    job, claim, heartbeat=partial(self._extend_one, message, lease)
+                )
         except Exception:
             log.exception("handling message %s failed; giving it back", message.message_id)
             self.settler.release(message, GIVE_BACK_DELAY)
             return True
         return self._carry_out(message, outcome)
+
+    def _dead_on_arrival(self, message: Received, letter: SendToDLQ) -> bool:
+        """A message that never became a job (poison): its letter, inside a span of its own."""
+        observer = self.executor.observer
+        with observer.processing(self._delivery(message), letter, message.attributes):
+            return self._carry_out(message, letter)
 
     def _carry_out(self, message: Received, outcome: Outcome) -> bool:
         if isinstance(outcome, Ack | AlreadyDead):

@@ -28,6 +28,8 @@ log = logging.getLogger("intentq.sqs")
 
 # Only what the worker reads: every attribute asked for is sent, and parsed, per message.
 _ATTRIBUTES: list[MessageSystemAttributeNameType] = ["ApproximateReceiveCount", "MessageGroupId"]
+# Message attributes: the W3C trace context a producer sends along (intentq.observe.tracing).
+_MESSAGE_ATTRIBUTES = ["traceparent", "tracestate"]
 
 
 @dataclass(frozen=True)
@@ -40,17 +42,25 @@ class Received:
     receive_count: int = 1
     group_id: str | None = None
     received_at: float = field(default_factory=time.monotonic)
+    # String message attributes asked for (the trace context), by name.
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_sqs(cls, message: Mapping[str, Any]) -> Received:
         """From a ``ReceiveMessage`` entry as boto3 returns it."""
         attributes = message.get("Attributes") or {}
+        strings = {
+            name: str(value["StringValue"])
+            for name, value in (message.get("MessageAttributes") or {}).items()
+            if "StringValue" in value
+        }
         return cls(
             message_id=str(message["MessageId"]),
             receipt_handle=str(message["ReceiptHandle"]),
             body=str(message.get("Body", "")).encode("utf-8"),
             receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
             group_id=attributes.get("MessageGroupId"),
+            attributes=strings,
         )
 
     def visibility_left(self) -> int:
@@ -89,6 +99,7 @@ class SqsQueue:
                 WaitTimeSeconds=wait_seconds,
                 VisibilityTimeout=visibility,
                 MessageSystemAttributeNames=_ATTRIBUTES,
+                MessageAttributeNames=_MESSAGE_ATTRIBUTES,
             )
         return [Received.from_sqs(m) for m in response.get("Messages", [])]
 

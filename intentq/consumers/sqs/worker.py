@@ -19,6 +19,7 @@ from intentq.dedup.base import DedupStore
 from intentq.dlq.base import DeadLetterStore
 from intentq.executor import Executor
 from intentq.heartbeat import Heartbeat
+from intentq.observe import metrics_for, observer_for, serve_metrics
 from intentq.policy import Policy
 from intentq.registry import Registry
 from intentq.sqs.queues import resolve_queue_url, visibility
@@ -72,7 +73,11 @@ class SqsWorker:
             raise
         self.store, self.dlq, self.client = store, dlq, client
         self.heartbeat = Heartbeat()
-        self.executor = Executor(registry, store, Policy.from_settings(settings), self.heartbeat)
+        metrics = metrics_for(settings)
+        self.executor = Executor(
+            registry, store, Policy.from_settings(settings), self.heartbeat,
+            observer_for(settings, metrics),
+        )  # fmt: skip
         self.visibility = visibility(settings.lease)
         self.pool = Pool(self.concurrency)
         self.unfinished = 0  # tools still running when the grace ran out
@@ -81,6 +86,13 @@ class SqsWorker:
         self._runner: BatchRunner | None = None
         self._settler: Settler | None = None
         self._setup_lock = threading.Lock()
+        try:
+            server = serve_metrics(settings, metrics, dlq)  # on settings.metrics_port, if set
+        except BaseException:
+            self._close_owned()
+            raise
+        if server is not None:
+            self._closers.append(server.close)
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from intentq.config.settings import Settings
 from intentq.dedup import DedupStore
-from intentq.dlq import DeadLetter, DeadLetterStore
+from intentq.dlq import DeadLetterStore
+from intentq.dlq.replay import Send, producer_send
 from intentq.ops import opened_dlq, opened_store
-
-# What replay calls for each letter: ``send(letter, to)``, to ``None`` meaning its own queue.
-Send = Callable[[DeadLetter, str | None], None]
 
 
 @dataclass(frozen=True)
@@ -35,18 +33,3 @@ def opened_backends(settings: Settings) -> Iterator[Backends]:
         yield Backends(dlq, store, send)
 
 
-@contextmanager
-def producer_send(settings: Settings) -> Iterator[Send]:
-    """``send(letter, to)`` as ``intentq dlq replay`` sends: the original bytes, to ``to``,
-    else back to the letter's own queue when it came from this transport."""
-    from intentq.producer import Producer
-
-    with Producer(settings) as producer:
-
-        def send(letter: DeadLetter, to: str | None) -> None:
-            queue = to
-            if queue is None and letter.source_transport == settings.transport:
-                queue = letter.source_queue
-            producer.send_raw(letter.body, queue)
-
-        yield send

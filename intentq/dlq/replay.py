@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 
+from intentq.config.settings import Settings
 from intentq.dedup.base import DedupStore, State
 from intentq.dlq.base import DeadLetter, DeadLetterStore
 from intentq.errors import InvalidIntent
@@ -262,3 +264,20 @@ def replay(
         if close is not None:
             close()
     return summary
+
+
+@contextmanager
+def producer_send(settings: Settings) -> Iterator[Send]:
+    """``send(letter, to)`` through a producer of the settings' transport: the original
+    bytes, to ``to``, else back to the letter's own queue when it came from this transport."""
+    from intentq.producer import Producer
+
+    with Producer(settings) as producer:
+
+        def send(letter: DeadLetter, to: str | None) -> None:
+            queue = to
+            if queue is None and letter.source_transport == settings.transport:
+                queue = letter.source_queue
+            producer.send_raw(letter.body, queue)
+
+        yield send

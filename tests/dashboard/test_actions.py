@@ -10,9 +10,9 @@ import pytest
 
 from intentq.config.settings import Settings
 from intentq.dashboard import Backends, create_app
-from intentq.dashboard.backends import producer_send
 from intentq.dedup import Acquired, DedupStore, State
 from intentq.dlq import DeadLetterStore, Reason
+from intentq.dlq.replay import producer_send
 from intentq.intent import Intent
 from intentq.registry import Registry
 from tests.cli.conftest import make_letter

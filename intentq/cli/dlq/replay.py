@@ -23,7 +23,6 @@ from intentq.cli.selectors import (
 )
 
 if TYPE_CHECKING:
-    from intentq.config.settings import Settings
     from intentq.dlq.base import DeadLetter
     from intentq.dlq.replay import ReplayResult, ReplaySummary
 
@@ -75,6 +74,7 @@ def replay(
     deduplicated. Exits 1 if any letter failed.
     """
     from intentq.connections import opened_dlq, opened_store
+    from intentq.dlq.replay import producer_send
     from intentq.dlq.replay import replay as run_replay
 
     ids = tuple(letter_ids or ())
@@ -89,7 +89,11 @@ def replay(
     if all_letters and has_conditions(f):
         raise usage("--all replays every letter: drop it to use filters")
     settings = check_broker(load_settings(transport=transport))
-    with opened_dlq(settings) as dlq, opened_store(settings) as store, _sender(settings) as send:
+    with (
+        opened_dlq(settings) as dlq,
+        opened_store(settings) as store,
+        producer_send(settings) as send,
+    ):
         letters: list[DeadLetter] | Iterator[DeadLetter]
         if ids:
             letters = find_letters(dlq, ids)  # all exist, or nothing is sent
@@ -106,22 +110,6 @@ def replay(
     _summarise(summary, as_json)
     if summary.failed:
         raise CliError(f"{summary.failed} letter(s) failed to replay; they were kept")
-
-
-@contextmanager
-def _sender(settings: Settings) -> Iterator[Callable[[DeadLetter, str | None], None]]:
-    """``send(letter, to)``: the original bytes, to ``to`` or the letter's own queue."""
-    from intentq.producer import Producer
-
-    with Producer(settings) as producer:
-
-        def send(letter: DeadLetter, to: str | None) -> None:
-            queue = to
-            if queue is None and letter.source_transport == settings.transport:
-                queue = letter.source_queue  # a queue of this transport: back where it was
-            producer.send_raw(letter.body, queue)
-
-        yield send
 
 
 @contextmanager

@@ -46,13 +46,14 @@ def _scheme(url: str) -> str:
 
 
 def open_store(url: str, prefix: str = "intentq") -> DedupStore:
-    """``memory://``, ``redis://``/``rediss://``, ``postgresql+psycopg://``, ``sqlite:///``."""
+    """``memory://``, ``redis://``/``rediss://``, ``redis+cluster://`` (Redis Cluster),
+    ``postgresql+psycopg://``, ``sqlite:///``."""
     scheme = _scheme(url)
     if scheme == "memory":
         from intentq.dedup.memory import MemoryDedupStore
 
         return MemoryDedupStore(prefix=prefix)
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"):
         require("redis", "redis", "the Redis store")
         from intentq.dedup.redis import RedisDedupStore
 

@@ -17,10 +17,12 @@ from intentq.dedup.memory import MemoryDedupStore
 from intentq.dedup.redis.store import RedisDedupStore
 from intentq.dedup.sql.store import SqlDedupStore
 from tests.support.net import free_port, port_open, wait_until
+from tests.support.redis_cluster import redis_cluster  # noqa: F401 - a fixture
 
 T = TypeVar("T")
-BACKENDS = ["memory", "redis", "postgresql", "sqlite"]
-SHARED = ["redis", "postgresql", "sqlite"]  # backends other processes can open too
+BACKENDS = ["memory", "redis", "redis-cluster", "postgresql", "sqlite"]
+# Backends other processes can open too.
+SHARED = ["redis", "redis-cluster", "postgresql", "sqlite"]
 POLL = 0.02  # seconds between polls on a real clock
 
 
@@ -117,6 +119,9 @@ def make_backend(
                 "url": _own_db(request.getfixturevalue("redis_url")),
                 "prefix": f"test-{unique}",
             }
+        elif name == "redis-cluster":
+            url = request.getfixturevalue("redis_cluster").url
+            spec = {"kind": "redis", "url": url, "prefix": f"test-{unique}"}
         elif name == "postgresql":
             spec = {
                 "kind": "sql",

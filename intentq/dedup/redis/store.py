@@ -32,6 +32,7 @@ from intentq.dedup.base import (
     State,
     store_key,
 )
+from intentq.dedup.redis.cluster import ClusterScripts, cluster_client, is_cluster_url
 from intentq.dedup.redis.connections import DirectConnections
 from intentq.dedup.redis.scripts import SCRIPTS, Script
 from intentq.defaults import DEFAULT_LEASE, DEFAULT_TTL
@@ -51,6 +52,10 @@ UNAVAILABLE = (
     rx.MasterDownError,
     rx.OutOfMemoryError,
 )
+# redis-py's Cluster errors are no ``RedisError``s. All but these say the cluster cannot route
+# a call now (a slot without a master during a failover, no node answering a topology query).
+DRIVER_ERRORS = (rx.RedisError, rx.RedisClusterException)
+CLUSTER_MISUSE = (rx.CrossSlotTransactionError, rx.InvalidPipelineStack)
 
 
 def _text(value: Any) -> str:
@@ -66,9 +71,11 @@ def _token() -> str:
     return secrets.token_hex(16)
 
 
-def _translate(exc: rx.RedisError) -> Exception:
+def _translate(exc: Exception) -> Exception:
     """The store's error for a driver error: ``StoreUnavailable`` if transient."""
-    if isinstance(exc, UNAVAILABLE):
+    if isinstance(exc, UNAVAILABLE) or (
+        isinstance(exc, rx.RedisClusterException) and not isinstance(exc, CLUSTER_MISUSE)
+    ):
         return StoreUnavailable(f"Redis store unavailable: {exc}")
     return DedupError(f"Redis store error: {exc}")
 
@@ -77,16 +84,24 @@ class RedisDedupStore(DedupStore):
     """Records in Redis hashes at ``{prefix}:{tool}:{key}``; the client is injected."""
 
     def __init__(
-        self, client: redis.Redis, prefix: str = "intentq", *, owns_client: bool = False
+        self,
+        client: redis.Redis | redis.RedisCluster,
+        prefix: str = "intentq",
+        *,
+        owns_client: bool = False,
     ) -> None:
         self.client = client
         self.prefix = prefix
         self._owns_client = owns_client
-        self._direct = DirectConnections.for_client(client)
+        self._cluster = ClusterScripts.for_client(client)
+        self._direct = (
+            DirectConnections.for_client(client) if isinstance(client, redis.Redis) else None
+        )
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "intentq", **options: Any) -> RedisDedupStore:
-        """A store on a client made from ``redis://``, ``rediss://`` or ``unix://`` URLs."""
+        """A store on a client made from ``redis://``, ``rediss://`` or ``unix://`` URLs, or
+        a ``RedisCluster`` from ``redis+cluster://`` and ``rediss+cluster://`` URLs."""
         options.setdefault("socket_connect_timeout", CONNECT_TIMEOUT)
         options.setdefault("socket_timeout", SOCKET_TIMEOUT)
         options.setdefault("health_check_interval", HEALTH_CHECK_INTERVAL)
@@ -94,9 +109,14 @@ class RedisDedupStore(DedupStore):
         # intent would be acknowledged unfinished. StoreUnavailable lets the executor decide.
         options.setdefault("retry", Retry(NoBackoff(), 0))
         try:
-            client = redis.Redis.from_url(url, **options)
+            if is_cluster_url(url):
+                client: redis.Redis | redis.RedisCluster = cluster_client(url, **options)
+            else:
+                client = redis.Redis.from_url(url, **options)
         except ValueError as exc:
             raise DedupError(f"bad Redis URL {redacted(url)!r}: {exc}") from exc
+        except DRIVER_ERRORS as exc:  # a cluster client asks its nodes for the slots at once
+            raise _translate(exc) from exc
         return cls(client, prefix, owns_client=True)
 
     # -- plumbing ------------------------------------------------------------------------
@@ -106,11 +126,15 @@ class RedisDedupStore(DedupStore):
         """Driver errors become ``StoreUnavailable`` (transient) or ``DedupError``."""
         try:
             yield
-        except rx.RedisError as exc:
+        except DRIVER_ERRORS as exc:
             raise _translate(exc) from exc
 
     def load_scripts(self) -> None:
-        """``SCRIPT LOAD`` every script (one pipelined round trip)."""
+        """``SCRIPT LOAD`` every script (one pipelined round trip; on Cluster, on every
+        master)."""
+        if self._cluster is not None:
+            with self._translated():
+                return self._cluster.load()
         with self._translated(), self.client.pipeline(transaction=False) as pipe:
             for script in SCRIPTS.values():
                 pipe.script_load(script.source)
@@ -120,6 +144,8 @@ class RedisDedupStore(DedupStore):
         """``EVALSHA`` calls in one round trip; an error reply is returned in its place."""
         if self._direct is not None:
             return self._direct.batch([("EVALSHA", *call) for call in calls])
+        if self._cluster is not None:
+            return self._cluster.evalsha_batch(calls)
         with self.client.pipeline(transaction=False) as pipe:
             for call in calls:
                 pipe.evalsha(*call)
@@ -129,6 +155,8 @@ class RedisDedupStore(DedupStore):
         """One ``EVALSHA``; an error reply is raised."""
         if self._direct is not None:
             return self._direct.call("EVALSHA", *args)
+        if self._cluster is not None:
+            return self._cluster.evalsha(*args)
         return self.client.evalsha(*args)
 
     def _eval(self, script: Script, key: str, *args: Any) -> Any:
@@ -137,7 +165,7 @@ class RedisDedupStore(DedupStore):
             return self._evalsha(script.sha, 1, key, *args)
         except rx.NoScriptError:
             pass  # the server restarted or flushed its scripts since we loaded them
-        except rx.RedisError as exc:
+        except DRIVER_ERRORS as exc:
             raise _translate(exc) from exc
         self.load_scripts()
         with self._translated():

@@ -11,6 +11,7 @@ from intentq.errors import (
     InvalidArgs,
     InvalidIntent,
     LetterNotFound,
+    SchemaMismatch,
     StoreUnavailable,
     TransportUnavailable,
     UnknownTool,
@@ -30,6 +31,7 @@ class ExitCode(enum.IntEnum):
     TIMEOUT = 6  # `enqueue --wait` saw no result in time
     DEAD = 7  # `enqueue --wait`: the intent was dead-lettered
     STORE_REQUIRED = 9  # `worker --require-store`: the store did not answer at start
+    SCHEMA = 10  # a table's schema version is not one this intentq runs on (`init --check`)
 
 
 class CliError(Exception):
@@ -43,6 +45,7 @@ class CliError(Exception):
 
 # Most specific first: StoreUnavailable is also a DedupError and a TransientError.
 _CODES: tuple[tuple[type[IntentqError], ExitCode], ...] = (
+    (SchemaMismatch, ExitCode.SCHEMA),  # a ConfigError, told apart: `intentq init` fixes it
     (ConfigError, ExitCode.CONFIG),
     (StoreRequired, ExitCode.STORE_REQUIRED),
     (StoreUnavailable, ExitCode.UNAVAILABLE),

@@ -1,12 +1,51 @@
-"""Results and errors as stored: JSON text, so falsy values (``0``, ``{}``, ``None``) survive."""
+"""Results and errors as stored: JSON text, so falsy values (``0``, ``{}``, ``None``) survive.
+
+Every record states the format it was written in (Redis field ``fmt``, SQL column
+``record_format``). Format 1 is JSON text for ``result`` and ``error``; a record without one
+was written by intentq 0.1, in the same JSON, and reads as it always did. A record in a
+format newer than ``RECORD_FORMAT`` is refused (``NewerRecordFormat``), never guessed at.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from intentq.errors import DedupError
+
+# The record format this code writes, and the newest it reads.
+RECORD_FORMAT = 1
+# What a record without a stated format was written in: intentq 0.1's, read as format 1.
+LEGACY_FORMAT = 0
+
 # Built once: ``json.dumps`` with options builds a new encoder on every call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+class NewerRecordFormat(DedupError):
+    """A record was written in a format newer than this code reads: a newer intentq wrote it.
+
+    The claim fails, so the transport gives the message back and a newer worker takes it.
+    """
+
+    def __init__(self, found: int, readable: int = RECORD_FORMAT) -> None:
+        super().__init__(
+            f"a dedup record is in format {found}, written by a newer intentq; this one reads "
+            f"formats up to {readable}: finish upgrading the workers"
+        )
+        self.found = found
+        self.readable = readable
+
+
+def record_format(stated: Any) -> int:
+    """The format a record states (``None`` or empty: 0.1's); ``NewerRecordFormat`` if this
+    code cannot read it."""
+    if stated is None or stated in ("", b""):
+        return LEGACY_FORMAT
+    found = int(stated)
+    if found > RECORD_FORMAT:
+        raise NewerRecordFormat(found)
+    return found
 
 
 def dump(value: Any) -> str:

@@ -6,12 +6,10 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
-from hashlib import sha256
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Connection, Engine, RowMapping
-from sqlalchemy.schema import CreateIndex, CreateTable
 
 from intentq.config.redact import redacted
 from intentq.dedup.sql.engine import ProcessPools
@@ -27,10 +25,8 @@ from intentq.dlq.sql_schema import DEFAULT_TABLE, dead_letter_table
 from intentq.errors import DLQError, DLQUnavailable, LetterNotFound
 from intentq.intent import new_intent_id
 
-
-def _lock_key(name: str) -> int:
-    """A stable signed 64-bit advisory-lock key for the table ``name``."""
-    return int.from_bytes(sha256(f"intentq-dlq:{name}".encode()).digest()[:8], "big", signed=True)
+if TYPE_CHECKING:
+    from intentq.migrations import Target
 
 
 def _storable(value: Any) -> Any:
@@ -230,16 +226,36 @@ class SqlDeadLetterStore(DeadLetterStore):
                 found[suffix] = [self._letter(r) for r in conn.execute(query).mappings()]
         return found
 
+    @property
+    def schema_target(self) -> Target:
+        """The table as ``intentq.migrations`` sees it: family, engine, name."""
+        from intentq.migrations import DLQ, Target
+
+        return Target(DLQ, self.engine, self.table.name)
+
     def create_schema(self) -> None:
+        """Create the table, or upgrade it to this code's revision (Alembic, with a version
+        table of its own); a table intentq 0.1 made is adopted with its letters, and gets
+        any index it lacks. Workers starting together take turns."""
+        from intentq.migrations import upgrade
+
+        self._pools.for_this_process()
+        upgrade(self.schema_target)
+
+    def check_schema(self) -> None:
+        """``SchemaMismatch`` unless the table is at the revision this code needs, or at a
+        newer one that declares this code compatible; reads the version table only."""
+        from intentq.migrations import check
+
+        self._pools.for_this_process()
+        check(self.schema_target)
+
+    def drop_schema(self) -> None:
+        """Drop the table and its version table (tests and tooling)."""
+        version = sa.Table(self.schema_target.version_table, sa.MetaData())
         with self._conn(write=True) as conn:
-            if conn.dialect.name == "postgresql":
-                # Concurrent CREATE ... IF NOT EXISTS can still collide in PostgreSQL's
-                # catalog: workers starting together take turns instead. (SQLite runs one
-                # writer at a time already.)
-                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(self.table.name))))
-            conn.execute(CreateTable(self.table, if_not_exists=True))
-            for index in self.table.indexes:  # a table from an older version may lack one
-                conn.execute(CreateIndex(index, if_not_exists=True))
+            self.table.drop(conn, checkfirst=True)
+            version.drop(conn, checkfirst=True)
 
     def close(self) -> None:
         if self._owns_engine:

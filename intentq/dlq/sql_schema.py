@@ -45,7 +45,11 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 def dead_letter_table(name: str = DEFAULT_TABLE, metadata: MetaData | None = None) -> Table:
-    """The table (and its indexes) named ``name``; index names derive from it so they are unique."""
+    """The table (and its indexes) named ``name``; index names derive from it so they are unique.
+
+    The table as the newest revision in ``intentq/migrations/dlq`` leaves it: the migrations
+    create it, this definition reads and writes it.
+    """
     table = Table(
         name,
         metadata if metadata is not None else MetaData(),

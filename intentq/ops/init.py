@@ -1,19 +1,24 @@
-"""``init_resources``: create the tables and queues the settings name; safe to run again."""
+"""``init_resources``: create the tables and queues the settings name, or upgrade the tables
+to this code's schema version; safe to run again. ``check_schemas`` reports the versions
+(``intentq init --check``), ``schema_sql`` prints the DDL (``intentq init --sql``)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from intentq.config.redact import redacted
-from intentq.connections import is_sqs_dlq, opened_dlq, opened_store
+from intentq.connections import is_sqs_dlq, opened_dlq, opened_store, sqlite_file
 from intentq.errors import ConfigError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
     from intentq.config.settings import Settings
+    from intentq.migrations import Applied, Status, Target
 
 # The redrive policy moves a message to the DLQ only after the consumer's own limit has had
 # its chance: the consumer dead-letters with the full error, SQS's redrive is the backstop
@@ -32,15 +37,46 @@ class InitStep:
     detail: str = "ready"
 
 
+@dataclass(frozen=True)
+class SchemaCheck:
+    """One store's schema as ``intentq init --check`` reports it; ``status`` is ``None`` for a
+    store without a versioned schema (Redis, memory, an SQS queue)."""
+
+    what: str
+    target: str
+    status: Status | None
+
+    @property
+    def behind(self) -> bool:
+        """True if this code cannot run on it yet: ``intentq init`` (or newer code) needed."""
+        return self.status is not None and self.status.problem is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        versioned = self.status.as_dict() if self.status is not None else {"state": "unversioned"}
+        return {"what": self.what, "target": self.target, **versioned}
+
+
 def init_resources(settings: Settings) -> list[InitStep]:
-    """Create the store's and the DLQ's schema and, for SQS, the queue with its redrive."""
+    """Create (or upgrade) the store's and the DLQ's schema and, for SQS, the queue with its
+    redrive."""
+    from intentq.migrations import upgrade
+
     steps: list[InitStep] = []
     with opened_store(settings, create=True) as store:
-        store.create_schema()
-    steps.append(InitStep("dedup store", redacted(settings.dedup_url), "schema ready"))
+        target = _target_of(store)
+        if target is None:
+            store.create_schema()
+            detail = "schema ready"
+        else:
+            detail = _applied(upgrade(target))
+    steps.append(InitStep("dedup store", redacted(settings.dedup_url), detail))
     with opened_dlq(settings, create=True) as dlq:
-        dlq.create_schema()
-    detail = "queue ready" if is_sqs_dlq(settings.dlq_url) else "table ready"
+        target = _target_of(dlq)
+        if target is None:
+            dlq.create_schema()
+            detail = "queue ready" if is_sqs_dlq(settings.dlq_url) else "table ready"
+        else:
+            detail = _applied(upgrade(target))
     steps.append(InitStep("dead-letter store", redacted(settings.dlq_url), detail))
     if settings.transport == "sqs":
         steps.extend(create_sqs_queues(settings))
@@ -98,3 +134,84 @@ def _ensure_queue(client: SQSClient, name: str, attributes: dict[str, str]) -> s
     with translated("SetQueueAttributes", name):
         client.set_queue_attributes(QueueUrl=url, Attributes=attributes)  # type: ignore[arg-type]
     return url
+
+
+# -- versioned schemas -----------------------------------------------------------------------
+
+
+def check_schemas(settings: Settings) -> list[SchemaCheck]:
+    """Each store's schema version and the revisions ``intentq init`` would apply; changes
+    nothing (a SQLite file that is not there yet is reported as empty, not created)."""
+    from intentq.migrations import status
+
+    checks = []
+    for what, url, opened in _stores(settings):
+        with opened() as store:
+            target = _target_of(store)
+            checks.append(
+                SchemaCheck(what, redacted(url), None if target is None else status(target))
+            )
+    return checks
+
+
+def schema_sql(settings: Settings) -> str:
+    """The DDL that ``intentq init`` would run on each SQL store, from the version it is at,
+    for a DBA to review and apply (``intentq init --sql``); changes nothing."""
+    from intentq.migrations import offline_sql
+
+    parts = []
+    for what, url, opened in _stores(settings):
+        with opened() as store:
+            target = _target_of(store)
+            if target is None:
+                parts.append(f"-- {what} {redacted(url)}: no SQL schema\n")
+            else:
+                parts.append(f"-- {what} {redacted(url)}\n{offline_sql(target)}")
+    return "\n".join(parts)
+
+
+def _stores(settings: Settings) -> list[tuple[str, str, Callable[[], Any]]]:
+    """(what, url, open it for reading) for the dedup store and the DLQ."""
+    return [
+        ("dedup store", settings.dedup_url, lambda: _reading(settings, dlq=False)),
+        ("dead-letter store", settings.dlq_url, lambda: _reading(settings, dlq=True)),
+    ]
+
+
+@contextmanager
+def _reading(settings: Settings, *, dlq: bool) -> Iterator[Any]:
+    """The store, opened to read its schema. A SQLite file that is not there yet reads as an
+    empty database (one in memory, same table names), so a check leaves no file behind."""
+    from intentq.connections import open_dlq, open_dlq_for, open_store, open_store_for
+
+    path = sqlite_file(settings.dlq_url if dlq else settings.dedup_url)
+    store: Any
+    if path is not None and not path.exists():
+        store = open_dlq("sqlite://") if dlq else open_store("sqlite://")
+    else:
+        store = open_dlq_for(settings) if dlq else open_store_for(settings)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _target_of(store: object) -> Target | None:
+    """The versioned table behind a store (the SQL ones), if any."""
+    from intentq.migrations import Target
+
+    target = getattr(store, "schema_target", None)
+    return target if isinstance(target, Target) else None
+
+
+def _applied(applied: Applied) -> str:
+    """What ``upgrade`` did, for the table ``intentq init`` prints."""
+    before, steps = applied.before, applied.steps
+    if not steps:
+        return f"version {before.found_text}, nothing to do ({before.state})"
+    reached = steps[-1].number
+    if before.legacy:
+        return f"0.1 table adopted as version 1, upgraded to {reached}"
+    if before.found is None:
+        return f"created at version {reached}"
+    return f"upgraded from version {before.found} to {reached}"

@@ -28,11 +28,6 @@ def open_sqs(server: SqsServer, name: str) -> SqsDeadLetterStore:
     return store
 
 
-def _drop(store: SqlDeadLetterStore) -> None:
-    with store.engine.begin() as conn:
-        store.table.drop(conn, checkfirst=True)
-
-
 @pytest.fixture(params=BACKENDS)
 def dlq(request: pytest.FixtureRequest, unique: str, tmp_path: Path) -> Iterator[DeadLetterStore]:
     """An empty store, its table or queue made by ``create_schema`` and removed afterwards."""
@@ -52,7 +47,7 @@ def dlq(request: pytest.FixtureRequest, unique: str, tmp_path: Path) -> Iterator
         yield store
     finally:
         if isinstance(store, SqlDeadLetterStore):
-            _drop(store)
+            store.drop_schema()
         if isinstance(store, SqsDeadLetterStore):
             store.client.delete_queue(QueueUrl=store.queue_url)
         store.close()

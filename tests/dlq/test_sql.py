@@ -30,8 +30,7 @@ def sql(
     try:
         yield store
     finally:
-        with store.engine.begin() as conn:
-            store.table.drop(conn, checkfirst=True)
+        store.drop_schema()
         store.close()
 
 
@@ -51,10 +50,12 @@ def test_create_schema_makes_the_table_and_filter_indexes_once(sql: SqlDeadLette
     assert inspector.get_pk_constraint(sql.table.name)["constrained_columns"] == ["id"]
 
 
-def test_create_schema_adds_an_index_a_table_lacks(sql: SqlDeadLetterStore) -> None:
+def test_adopting_an_unversioned_table_adds_an_index_it_lacks(sql: SqlDeadLetterStore) -> None:
+    # Given a table made before versions, without one of its indexes
     sql.create_schema()
     with sql.engine.begin() as conn:
         conn.execute(sa.text(f"DROP INDEX ix_{sql.table.name}_dead_at"))
+        conn.execute(sa.text(f"DROP TABLE {sql.schema_target.version_table}"))
 
     sql.create_schema()
 

@@ -16,8 +16,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-# Shared by every script: the key and the server clock.
-PRELUDE = """
+from intentq.dedup.codec import RECORD_FORMAT
+
+# Shared by every script: the key, the server clock and the record format written.
+PRELUDE = f"""
+local FMT = {RECORD_FORMAT}
 local k = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -33,18 +36,22 @@ end
 
 # ARGV: fingerprint, lease ms, ttl ms, new token.
 # Replies: 1 (a new key: acquired, first attempt) | {1, attempts, takeover} | {2, result} |
-# {3, error} | {4, retry ms} | {5, fp}. The caller made the token, so it is not sent back.
+# {3, error} | {4, retry ms} | {5, fp} | {6, fmt}. The caller made the token, so it is not
+# sent back. A record states its format (``fmt``; none: written by 0.1, read as it is); one
+# newer than FMT answers {6, fmt} before anything else is read or changed.
 CLAIM = """
 local fp, lease, ttl, token = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local r = redis.call('HMGET', k, 'state', 'fp', 'token', 'lease', 'attempts', 'result',
-                     'error', 'expires')
+                     'error', 'expires', 'fmt')
 if not r[1] then
   local expires = now + math.max(ttl, lease)
   redis.call('HSET', k, 'state', 'in_progress', 'fp', fp, 'token', token,
-             'lease', now + lease, 'attempts', 1, 'created', now, 'expires', expires)
+             'lease', now + lease, 'attempts', 1, 'created', now, 'expires', expires,
+             'fmt', FMT)
   redis.call('PEXPIREAT', k, expires)
   return 1
 end
+if r[9] and tonumber(r[9]) > FMT then return {6, r[9]} end
 if r[2] ~= fp then return {5, r[2]} end
 if r[1] == 'completed' then return {2, r[6]} end
 if r[1] == 'failed' then return {3, r[7] or '{}'} end
@@ -53,7 +60,7 @@ if lease_until > now then return {4, lease_until - now} end
 local attempts = tonumber(r[5]) + 1
 local expires = math.max(tonumber(r[8]), now + lease)
 redis.call('HSET', k, 'token', token, 'lease', now + lease, 'attempts', attempts,
-           'updated', now, 'expires', expires)
+           'updated', now, 'expires', expires, 'fmt', FMT)
 redis.call('PEXPIREAT', k, expires)
 local takeover = 0
 if r[3] ~= '' then takeover = 1 end

@@ -182,6 +182,7 @@ class RedisDedupStore(DedupStore):
         fields = {_text(k): v for k, v in pairs}
         if not fields:
             return None
+        codec.record_format(fields.get("fmt"))  # none: written by 0.1, read as it is
         state = State(_text(fields["state"]))
         live = state is State.IN_PROGRESS  # a final record's token and lease are leftovers
         return Record(
@@ -312,4 +313,6 @@ def _claim_reply(reply: Any, token: str, fingerprint: str) -> Claim:
         return Busy(max(int(reply[1]) / 1000, MIN_RETRY_AFTER))
     if code == 5:
         return Mismatch(fingerprint=fingerprint, existing=_text(reply[1]))
+    if code == 6:
+        raise codec.NewerRecordFormat(int(reply[1]))
     raise DedupError(f"unexpected reply from the claim script: {reply!r}")

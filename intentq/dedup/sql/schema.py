@@ -11,6 +11,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -30,7 +31,11 @@ SQLITE_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 
 
 def dedup_table(name: str = DEFAULT_TABLE, metadata: MetaData | None = None) -> Table:
-    """One row per record, keyed by ``{prefix}:{tool}:{key}``; times are epoch seconds."""
+    """One row per record, keyed by ``{prefix}:{tool}:{key}``; times are epoch seconds.
+
+    The table as the newest revision in ``intentq/migrations/dedup`` leaves it: the
+    migrations create it, this definition reads and writes it.
+    """
     if not TABLE_NAME_RE.match(name):
         raise ConfigError(f"bad dedup table name {name!r}: use [A-Za-z_][A-Za-z0-9_]{{0,47}}")
     return Table(
@@ -49,6 +54,9 @@ def dedup_table(name: str = DEFAULT_TABLE, metadata: MetaData | None = None) -> 
         Column("created_at", Double, nullable=False),
         Column("updated_at", Double, nullable=False),
         Column("expires_at", Double, nullable=False),
+        # The record format the row was written in (codec.RECORD_FORMAT); NULL: by 0.1.
+        # Added by revision 2, nullable so that adding it rewrites no row.
+        Column("record_format", SmallInteger),
         # gc() finds expired rows by this index, in bounded batches.
         Index(f"ix_{name}_expires_at", "expires_at"),
     )

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Double,
     Integer,
     Select,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    func,
     literal_column,
     null,
     or_,
@@ -51,6 +53,7 @@ CLAIM_COLUMNS = (
     "result",
     "error",
     "expires_at",
+    "record_format",
 )
 
 
@@ -68,6 +71,8 @@ IN_PROGRESS = _const(S.IN_PROGRESS.value)
 EMPTY = _const("")
 ZERO = literal_column("0.0", Double)
 ONE = literal_column("1", Integer)
+# Every row this code writes or takes over states its record format.
+FORMAT = literal_column(str(codec.RECORD_FORMAT), SmallInteger)
 
 
 class Statements:
@@ -103,6 +108,12 @@ class Statements:
                 expires_at=now + _p("ttl", Double),
             )
         )
+        if self.dialect == "postgresql":
+            # Waiters LISTEN on the table's channel (intentq.waiting); the notification goes
+            # out when the transaction commits, so a transactional completion's rows are
+            # visible by the time a waiter reads the record.
+            notify = func.pg_notify(_const(notify_channel(t.name)), t.c.store_key)
+            self.finish = self.finish.returning(notify)
         self.release: Update = (
             t.update().where(owned).values(token=EMPTY, lease_until=ZERO, updated_at=now)
         )
@@ -156,6 +167,7 @@ class Statements:
             "created_at": now,
             "updated_at": now,
             "expires_at": now + _p("life", Double),
+            "record_format": FORMAT,
         }
 
     def _takeover(self) -> Update:
@@ -179,6 +191,8 @@ class Statements:
                         t.c.state == IN_PROGRESS,
                         t.c.lease_until <= now,
                         t.c.fingerprint == _p("fp", String),
+                        # Never rewrite a live record a newer intentq wrote (settle refuses it).
+                        or_(t.c.record_format.is_(None), t.c.record_format <= FORMAT),
                     ),
                 ),
             )
@@ -200,6 +214,7 @@ class Statements:
                     (t.c.expires_at < until, until),
                     else_=t.c.expires_at,
                 ),
+                record_format=FORMAT,
             )
         )
 
@@ -226,6 +241,12 @@ class Statements:
             t.c.store_key == _p("sk", String)
         )
         return union_all(inserted, current)
+
+
+def notify_channel(table_name: str) -> str:
+    """The PostgreSQL channel a completion or failure in ``table_name`` is announced on;
+    the payload is the record's ``store_key``."""
+    return f"{table_name}_done"
 
 
 def claim_params(
@@ -257,7 +278,8 @@ def acquired(row: Mapping[Any, Any], taken: str) -> Acquired:
 
 
 def settle(row: Mapping[Any, Any] | None, fingerprint: str) -> Claim | None:
-    """What a record says to a claim that did not write it.
+    """What a record says to a claim that did not write it (a live record in a newer
+    format than this code reads: ``NewerRecordFormat``).
 
     ``None``: the record is absent, expired, or in progress with its lease run out: a takeover
     may claim it (if another claim wrote first, the takeover matches nothing and the claim
@@ -265,6 +287,7 @@ def settle(row: Mapping[Any, Any] | None, fingerprint: str) -> Claim | None:
     """
     if row is None or row["expires_at"] <= row["now"]:
         return None
+    codec.record_format(row["record_format"])  # a newer format: NewerRecordFormat
     if row["fingerprint"] != fingerprint:
         return Mismatch(fingerprint=fingerprint, existing=row["fingerprint"])
     if row["state"] == S.COMPLETED.value:

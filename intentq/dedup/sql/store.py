@@ -16,9 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, inspect
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy import Connection, Engine, MetaData, Table
 
 from intentq.dedup import codec
 from intentq.dedup.base import (
@@ -48,6 +46,7 @@ if TYPE_CHECKING:
 
     from intentq.dedup.sql.driver import Driver, SqliteDriver
     from intentq.dedup.sql.transaction import SqlCompletion
+    from intentq.migrations import Target
 
 # A claim re-runs when a concurrent claim wrote between its read and its write; past this
 # many rounds of contention it answers Busy rather than spin.
@@ -290,6 +289,7 @@ class SqlDedupStore(DedupStore):
             )
         if row is None:
             return None
+        codec.record_format(row["record_format"])  # 0.1's rows (NULL) read as they are
         return Record(
             tool=row["tool"],
             key=row["key"],
@@ -330,25 +330,37 @@ class SqlDedupStore(DedupStore):
             if deleted < self.statements.gc_batch:
                 return total
 
+    @property
+    def schema_target(self) -> Target:
+        """The table as ``intentq.migrations`` sees it: family, engine, name."""
+        from intentq.migrations import DEDUP, Target
+
+        return Target(DEDUP, self.engine, self.table.name)
+
     def create_schema(self) -> None:
-        """``CREATE TABLE IF NOT EXISTS`` and its index; safe to run from many processes."""
+        """Create the table, or upgrade it to this code's revision (Alembic, with a version
+        table of its own); a table intentq 0.1 made is adopted with its rows. Safe to run
+        from many processes: they take turns."""
+        from intentq.migrations import upgrade
+
         self.pools.for_this_process()
-        with translated("create_schema"):
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(CreateTable(self.table, if_not_exists=True))
-                    for index in self.table.indexes:
-                        conn.execute(CreateIndex(index, if_not_exists=True))
-            except (sa_exc.IntegrityError, sa_exc.ProgrammingError):
-                # PostgreSQL: two first-time creators can still collide in the catalog.
-                if not inspect(self.engine).has_table(self.table.name):
-                    raise
+        upgrade(self.schema_target)
+
+    def check_schema(self) -> None:
+        """``SchemaMismatch`` unless the table is at the revision this code needs, or at a
+        newer one that declares this code compatible; reads the version table only."""
+        from intentq.migrations import check
+
+        self.pools.for_this_process()
+        check(self.schema_target)
 
     def drop_schema(self) -> None:
-        """Drop the table (tests and ``intentq`` tooling)."""
+        """Drop the table and its version table (tests and ``intentq`` tooling)."""
         self.pools.for_this_process()
+        version = Table(self.schema_target.version_table, MetaData())
         with translated("drop_schema"), self.engine.begin() as conn:
             self.table.drop(conn, checkfirst=True)
+            version.drop(conn, checkfirst=True)
 
     def transaction(
         self, tool: str, key: str, token: str, ttl: float = DEFAULT_TTL

@@ -1,0 +1,1 @@
+"""The SQL dedup table's Alembic script directory (``env.py`` and ``versions/``)."""

@@ -1,0 +1,1 @@
+"""The dead-letter table's Alembic script directory (``env.py`` and ``versions/``)."""

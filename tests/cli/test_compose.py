@@ -15,34 +15,41 @@ from typing import Any
 import pytest
 
 from intentq.config.settings import CONFIG_ENV, ENV_PREFIX, Settings
+from intentq.dlq.memory import MemoryDeadLetterStore
 from intentq.registry import Registry, load_registry
 from tests.support.services import MINISTACK_VERSION, ensure_ministack
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
+DEPLOY = ROOT / "deploy"
 SERVERS = ("redis", "postgres", "rabbitmq", "sqs")
 WORKERS = {"worker-sqs": "sqs", "worker-celery": "celery"}
+OPERATORS = ("prometheus", "grafana")
 KNOWN = {ENV_PREFIX + name.upper() for name in Settings.model_fields} | {CONFIG_ENV}
 
 PARSE = "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)"
 
 
-@pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
+def parse_yaml(path: Path) -> Any:
     python = ensure_ministack().parent / "python"
     done = subprocess.run(
-        [str(python), "-c", PARSE, str(COMPOSE)], capture_output=True, text=True, check=True
+        [str(python), "-c", PARSE, str(path)], capture_output=True, text=True, check=True
     )
-    parsed: dict[str, Any] = json.loads(done.stdout)
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    parsed: dict[str, Any] = parse_yaml(COMPOSE)
     return parsed
 
 
 def test_every_service_is_there(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {*SERVERS, "init", *WORKERS, "cli"}
+    assert set(compose["services"]) == {*SERVERS, "init", *WORKERS, "cli", *OPERATORS}
 
 
-@pytest.mark.parametrize("name", SERVERS)
+@pytest.mark.parametrize("name", [*SERVERS, *OPERATORS])
 def test_servers_have_health_checks(compose: dict[str, Any], name: str) -> None:
     check = compose["services"][name]["healthcheck"]
     assert check["test"][0] in ("CMD", "CMD-SHELL")
@@ -107,3 +114,72 @@ def test_dockerfile_targets(compose: dict[str, Any]) -> None:
 def test_dockerignore_keeps_local_state_out() -> None:
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".git", ".venv", ".cache", "*.db"} <= ignored
+
+
+# -- Prometheus and Grafana ------------------------------------------------------------------
+
+
+def metric_names() -> set[str]:
+    """Every series name intentq's metrics and its dead-letter gauge can expose."""
+    from prometheus_client import CollectorRegistry
+
+    from intentq.observe.metrics import DeadLetterGauge, Metrics
+
+    metrics = Metrics(CollectorRegistry())
+    assert metrics.registry is not None
+    names = set(metrics.registry._names_to_collectors)
+    gauge = DeadLetterGauge(MemoryDeadLetterStore(), 60)
+    return names | {family.name for family in gauge.collect()}
+
+
+def test_prometheus_scrapes_every_worker_on_its_metrics_port(compose: dict[str, Any]) -> None:
+    prometheus = compose["services"]["prometheus"]
+    mounted = {v.split(":")[0]: v.split(":")[1] for v in prometheus["volumes"]}
+    assert mounted["./deploy/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    config = parse_yaml(DEPLOY / "prometheus.yml")
+    targets = {
+        target
+        for job in config["scrape_configs"]
+        for group in job["static_configs"]
+        for target in group["targets"]
+    }
+    expected = {
+        f"{name}:{compose['services'][name]['environment']['INTENTQ_METRICS_PORT']}"
+        for name in WORKERS
+    }
+    assert targets == expected
+
+
+def test_grafana_is_provisioned_from_the_repository(compose: dict[str, Any]) -> None:
+    grafana = compose["services"]["grafana"]
+    mounted = {v.split(":")[0]: v.split(":")[1] for v in grafana["volumes"]}
+    assert mounted["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    assert mounted["./deploy/grafana/dashboards"] == "/var/lib/grafana/dashboards"
+    assert grafana["depends_on"]["prometheus"] == {"condition": "service_healthy"}
+    sources = parse_yaml(DEPLOY / "grafana/provisioning/datasources/prometheus.yml")
+    (source,) = sources["datasources"]
+    assert source["url"] == "http://prometheus:9090" and source["type"] == "prometheus"
+    boards = parse_yaml(DEPLOY / "grafana/provisioning/dashboards/intentq.yml")
+    assert boards["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_the_dashboard_queries_name_real_metrics() -> None:
+    dashboard = json.loads((DEPLOY / "grafana/dashboards/intentq.json").read_text())
+    known = metric_names()
+    used: set[str] = set()
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == "prometheus"
+        for target in panel["targets"]:
+            names = set(re.findall(r"\bintentq_[a-z_]+", target["expr"]))
+            assert names, target
+            assert names <= known, (panel["title"], names - known)
+            used |= names
+    # Every metric the workers count is on the dashboard.
+    families = {
+        "intentq_intents_total", "intentq_dedup_decisions_total", "intentq_dead_letters_total",
+        "intentq_inprogress", "intentq_dlq_letters", "intentq_store_errors_total",
+        "intentq_lease_extensions_total", "intentq_tool_duration_seconds_bucket",
+        "intentq_queue_lag_seconds_bucket",
+    }  # fmt: skip
+    assert families <= used

@@ -77,6 +77,23 @@ class StoreUnavailable(DedupError, TransientError):
     """The idempotency store cannot be reached; never run a tool without a claim."""
 
 
+class KeyReuseMismatch(DedupError):
+    """The key holds another call's record (other tool arguments): never that call's result.
+
+    ``fingerprint`` is this intent's, ``existing`` the one the store holds under the key.
+    """
+
+    def __init__(self, tool: str, key: str, fingerprint: str, existing: str) -> None:
+        super().__init__(
+            f"key {key!r} of {tool!r} was used for other arguments: the store holds "
+            f"fingerprint {existing[:12]}..., this intent has {fingerprint[:12]}..."
+        )
+        self.tool = tool
+        self.key = key
+        self.fingerprint = fingerprint
+        self.existing = existing
+
+
 class DLQError(IntentqError):
     """The dead-letter store refused or failed an operation."""
 

@@ -140,8 +140,9 @@ class Executor:
             validated = spec.validate(args)
         except InvalidArgs as exc:
             return self._letter(
-                body, delivery, Reason.SCHEMA, exc, tool=spec.name, key=key, intent_id=intent_id
-            )
+                body, delivery, Reason.SCHEMA, exc, tool=spec.name, key=key, intent_id=intent_id,
+                digest=digest,
+            )  # fmt: skip
         return Job(
             spec, key, intent_id, validated, digest, body, delivery, dict(meta or {}), created_at
         )
@@ -416,15 +417,56 @@ class Executor:
         key: str | None = None,
         intent_id: str | None = None,
         error_type: str | None = None,
+        digest: str | None = None,
     ) -> SendToDLQ:
         # The message never became a job: its dead letter is the delivery's whole story.
+        if intent is not None:
+            tool, key, intent_id = intent.tool, intent.key, intent.intent_id
+            digest = intent.fingerprint
+        error_type, message = error_type or type(exc).__name__, str(exc)[:2000]
+        letter_id = ""
+        if tool and key and digest:
+            letter_id = self._refused(tool, key, digest, intent_id, reason, error_type, message)
         letter = _send_to_dlq(
-            body, delivery, reason, error_type or type(exc).__name__, str(exc)[:2000],
-            tool=intent.tool if intent else tool, key=intent.key if intent else key,
-            intent_id=intent.intent_id if intent else intent_id,
+            body, delivery, reason, error_type, message, tool=tool, key=key,
+            intent_id=intent_id, letter_id=letter_id,
         )  # fmt: skip
         self.observer.concluded(Report(delivery, letter))
         return letter
+
+    def _refused(
+        self,
+        tool: str,
+        key: str,
+        digest: str,
+        intent_id: str | None,
+        reason: Reason,
+        error_type: str,
+        message: str,
+    ) -> str:
+        """Mark a refused intent failed in the store; the id its letter is to have.
+
+        A waiter on ``(tool, key)`` then learns of the letter in one store read, as it does
+        of a tool's failure, instead of searching the DLQ. A key someone else holds is left
+        alone; this very message delivered again gets the letter id it got the first time.
+        """
+        letter_id = new_intent_id()
+        try:
+            claim = self.store.claim(tool, key, digest, self.policy.lease, self.policy.ttl)
+            if isinstance(claim, Acquired):
+                error = {
+                    "reason": str(reason), "type": error_type, "message": message,
+                    "attempts": 0, "intent_id": intent_id, "letter_id": letter_id,
+                }  # fmt: skip
+                self.store.fail(tool, key, claim.token, error, self.policy.ttl)
+            elif isinstance(claim, Dead) and claim.error.get("letter_id") and (
+                claim.error.get("intent_id") == intent_id
+            ):
+                letter_id = str(claim.error["letter_id"])
+        except (StoreUnavailable, LeaseLost) as exc:
+            # The letter still goes to the DLQ; only a waiter misses it (and times out).
+            log.warning("could not record the refusal of %s:%s: %s", tool, key, exc)
+        return letter_id
 
 
 def _send_to_dlq(

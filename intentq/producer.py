@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from intentq.config.settings import Settings
 from intentq.connections import sqs_client_for
@@ -30,7 +30,10 @@ from intentq.sqs.send import DEFAULT_GROUP, Outgoing, SendFailed, SqsSender, fif
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
+    from intentq.dedup.base import DedupStore
     from intentq.observe.tracing import Sending
+    from intentq.ops.awaiting import Awaited
+    from intentq.waiting.blocking import Waiter
 
 __all__ = ["IntentItem", "Producer", "SendFailed"]
 
@@ -57,8 +60,9 @@ IntentItem = Intent | Mapping[str, Any] | Sequence[Any]
 class Producer:
     """Sends intents the way ``settings.transport`` says: SQS or Celery.
 
-    A given ``sqs_client`` or ``celery_app`` stays open; ones the producer makes are closed
-    by ``close()``.
+    A given ``sqs_client``, ``celery_app`` or ``store`` stays open; ones the producer makes
+    are closed by ``close()``. The store (``INTENTQ_DEDUP_URL`` unless given) is opened only
+    to wait for results.
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class Producer:
         *,
         sqs_client: SQSClient | None = None,
         celery_app: Any = None,
+        store: DedupStore | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -79,6 +84,8 @@ class Producer:
         self._lock = threading.Lock()
         # None when tracing is off, or opentelemetry-api is missing and was not asked for.
         self._tracing = tracing_for(settings)
+        self._store, self._own_store = store, False
+        self._waiter: Waiter | None = None
 
     # -- building ------------------------------------------------------------------------
 
@@ -98,17 +105,56 @@ class Producer:
 
     # -- sending -------------------------------------------------------------------------
 
+    @overload
     def enqueue(
         self,
         tool: str,
         args: Mapping[str, Any],
         key: str | None = None,
         meta: Mapping[str, Any] | None = None,
-    ) -> Intent:
-        """Check and send one intent; ``key`` defaults to the new intent id."""
+        *,
+        wait: None = None,
+    ) -> Intent: ...
+
+    @overload
+    def enqueue(
+        self,
+        tool: str,
+        args: Mapping[str, Any],
+        key: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+        *,
+        wait: float,
+    ) -> Awaited: ...
+
+    def enqueue(
+        self,
+        tool: str,
+        args: Mapping[str, Any],
+        key: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+        *,
+        wait: float | None = None,
+    ) -> Intent | Awaited:
+        """Check and send one intent; ``key`` defaults to the new intent id.
+
+        With ``wait`` (seconds), returns its ``Awaited`` instead: see ``result``.
+        """
         intent = self.intent(tool, args, key=key, meta=meta)
+        waiter = self._waiting() if wait is not None else None  # the store first: fail early
         self.send_intent(intent)
-        return intent
+        if waiter is None or wait is None:
+            return intent
+        return waiter.result(intent, wait)
+
+    def result(self, intent: Intent, timeout: float) -> Awaited:
+        """What became of ``intent`` within ``timeout`` seconds: its result, its dead letter's
+        reason and id, or a timed-out ``Awaited`` (it may still run).
+
+        Wakes on the store's notification on Redis and PostgreSQL, polls SQLite and memory.
+        ``KeyReuseMismatch`` if the key holds another call's record.
+        """
+        return self._waiting().result(intent, timeout)
 
     def enqueue_many(self, items: Iterable[IntentItem]) -> list[Intent]:
         """Check every item first, then send them all (SQS: batches of 10)."""
@@ -181,7 +227,13 @@ class Producer:
         return message_id
 
     def close(self) -> None:
-        """Close the client or app the producer made itself."""
+        """Close the client, app or store the producer made itself."""
+        if self._waiter is not None:
+            self._waiter.close()
+            self._waiter = None
+        if self._own_store and self._store is not None:
+            self._store.close()
+            self._store, self._own_store = None, False
         if self._own_client and self._sqs_client is not None:
             self._sqs_client.close()
             self._sqs_client, self._sender, self._own_client = None, None, False
@@ -268,6 +320,17 @@ class Producer:
                     self._own_client = True
                 self._sender = SqsSender(self._sqs_client)
             return self._sender
+
+    def _waiting(self) -> Waiter:
+        from intentq.connections import open_store_for
+        from intentq.waiting.blocking import Waiter
+
+        with self._lock:
+            if self._waiter is None:
+                if self._store is None:
+                    self._store, self._own_store = open_store_for(self.settings), True
+                self._waiter = Waiter(self._store)
+            return self._waiter
 
     def _app(self) -> Any:
         with self._lock:

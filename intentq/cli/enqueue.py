@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from contextlib import ExitStack
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -62,26 +60,19 @@ def enqueue(
 
     With --app (or INTENTQ_APP) the arguments are checked against the tool's schema before
     sending. Sending the same key again is safe: the tool runs at most once per key. With
-    --wait, exits 0 on a result, 7 if the intent was dead-lettered, 6 on timeout.
+    --wait, exits 0 on a result, 7 if the intent was dead-lettered, 6 on timeout, 8 if the
+    key already holds another call's record (other arguments: its result is not printed).
     """
-    from intentq.connections import is_sqs_dlq, opened_dlq, opened_store
-    from intentq.ops.awaiting import await_result
     from intentq.producer import Producer
 
     settings = check_broker(load_settings(transport=transport, app=app))
     registry = load_app_registry(settings.app) if settings.app else None
     arguments = parse_args_json(args)
-    with ExitStack() as stack:
-        producer = stack.enter_context(Producer(settings, registry))
+    with Producer(settings, registry) as producer:
         intent = producer.intent(tool, arguments, key=key, meta=parse_meta(meta))
-        store = dlq = None
         if wait is not None:
-            store = stack.enter_context(opened_store(settings))
-            # Scanning an SQS DLQ hides its letters for a while: there, read only the store.
-            if not is_sqs_dlq(settings.dlq_url):
-                dlq = stack.enter_context(opened_dlq(settings))
-            store.get(intent.tool, intent.key)  # reachable, or fail before sending anything
-        sent_at = datetime.now(UTC)
+            # Reachable, and not another call's key, before anything is sent.
+            producer.result(intent, 0)
         producer.send_intent(intent)
         queue = settings.sqs_queue if settings.transport == "sqs" else settings.celery_queue
         sent = {
@@ -91,7 +82,7 @@ def enqueue(
             "transport": settings.transport,
             "queue": queue,
         }
-        if store is None:
+        if wait is None:
             if as_json:
                 print_json(sent)
             else:
@@ -99,10 +90,7 @@ def enqueue(
                     f"enqueued {intent.intent_id}  key {intent.key}  ({tool} via {queue})"
                 )
             return
-        awaited = await_result(
-            store, intent.tool, intent.key, wait or 0.0,
-            dlq=dlq, intent_id=intent.intent_id, sent_at=sent_at,
-        )  # fmt: skip
+        awaited = producer.result(intent, wait)
     _report(sent, awaited, as_json)
 
 

@@ -10,6 +10,7 @@ from intentq.errors import (
     IntentqError,
     InvalidArgs,
     InvalidIntent,
+    KeyReuseMismatch,
     LetterNotFound,
     SchemaMismatch,
     StoreUnavailable,
@@ -30,6 +31,7 @@ class ExitCode(enum.IntEnum):
     NOT_FOUND = 5  # no such letter, record or tool
     TIMEOUT = 6  # `enqueue --wait` saw no result in time
     DEAD = 7  # `enqueue --wait`: the intent was dead-lettered
+    KEY_REUSE = 8  # `enqueue --wait`: the key holds another call's record (other arguments)
     STORE_REQUIRED = 9  # `worker --require-store`: the store did not answer at start
     SCHEMA = 10  # a table's schema version is not one this intentq runs on (`init --check`)
 
@@ -47,6 +49,7 @@ class CliError(Exception):
 _CODES: tuple[tuple[type[IntentqError], ExitCode], ...] = (
     (SchemaMismatch, ExitCode.SCHEMA),  # a ConfigError, told apart: `intentq init` fixes it
     (ConfigError, ExitCode.CONFIG),
+    (KeyReuseMismatch, ExitCode.KEY_REUSE),
     (StoreRequired, ExitCode.STORE_REQUIRED),
     (StoreUnavailable, ExitCode.UNAVAILABLE),
     (DLQUnavailable, ExitCode.UNAVAILABLE),

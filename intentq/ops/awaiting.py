@@ -1,4 +1,12 @@
-"""``await_result``: poll the store until an intent completed or was dead-lettered."""
+"""What became of an intent: ``Awaited``, read from its store record (``settled``), and
+``await_result``, which polls the store for it.
+
+A waiter compares the intent's fingerprint with the record's: a record another call left
+under the same key is ``KeyReuseMismatch``, never that call's result. A dead letter is in
+the record too: the executor marks an intent it refused (unknown tool, bad arguments) failed
+with the letter's id and reason, so one store read tells, without searching the DLQ.
+``intentq.waiting`` waits the same way but wakes on the store's own notifications.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +14,13 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
 from intentq.dedup.base import DedupStore, Record, State
-from intentq.dlq.base import DeadLetter, DeadLetterStore, LetterFilter
+from intentq.errors import KeyReuseMismatch
 
+# Seconds between two reads of a store that cannot notify (SQLite, memory).
 DEFAULT_POLL = 0.2
-# Looking through the DLQ costs more than a store read: do it less often.
-DLQ_POLL_EVERY = 5
 
 
 class Status(enum.StrEnum):
@@ -38,13 +44,28 @@ class Awaited:
     waited: float = 0.0
 
 
-def _dead_letter(
-    dlq: DeadLetterStore, tool: str, key: str, intent_id: str | None, since: datetime
-) -> DeadLetter | None:
-    for letter in dlq.list(LetterFilter(tool=tool, since=since), limit=1000).letters:
-        if letter.key == key or (intent_id is not None and letter.intent_id == intent_id):
-            return letter
+def settled(
+    record: Record | None, tool: str, key: str, fingerprint: str | None, waited: float
+) -> Awaited | None:
+    """The outcome a record tells, or ``None`` while there is none yet.
+
+    Raises ``KeyReuseMismatch`` when ``fingerprint`` is given and the record holds another.
+    """
+    if record is None:
+        return None
+    if fingerprint is not None and record.fingerprint != fingerprint:
+        raise KeyReuseMismatch(tool, key, fingerprint, record.fingerprint)
+    if record.state is State.COMPLETED:
+        return Awaited(Status.COMPLETED, tool, key, record.result, {}, record.attempts, waited)
+    if record.state is State.FAILED:
+        error = dict(record.error or {})
+        return Awaited(Status.DEAD, tool, key, None, error, record.attempts, waited)
     return None
+
+
+def timed_out(tool: str, key: str, waited: float) -> Awaited:
+    """The ``Awaited`` of a wait that saw no outcome in time (the intent may still run)."""
+    return Awaited(Status.TIMEOUT, tool, key, waited=waited)
 
 
 def await_result(
@@ -53,39 +74,24 @@ def await_result(
     key: str,
     timeout: float,
     *,
-    dlq: DeadLetterStore | None = None,
-    intent_id: str | None = None,
-    sent_at: datetime | None = None,
+    fingerprint: str | None = None,
     poll: float = DEFAULT_POLL,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> Awaited:
-    """Wait up to ``timeout`` seconds for ``(tool, key)`` to complete or fail.
+    """Read the store every ``poll`` seconds, up to ``timeout``, until ``(tool, key)``
+    completed or failed; a timeout is an ``Awaited`` with ``Status.TIMEOUT``.
 
-    A message refused before any claim (unknown tool, bad arguments) leaves no record in the
-    store; with ``dlq`` and ``sent_at``, the DLQ is looked through for its letter as well.
+    With ``fingerprint`` (``intent.fingerprint``), a record of other arguments under the key
+    raises ``KeyReuseMismatch``. ``Producer.result`` waits without polling where the store
+    can notify (Redis, PostgreSQL).
     """
     start = clock()
-    rounds = 0
     while True:
-        record: Record | None = store.get(tool, key)
         waited = clock() - start
-        if record is not None and record.state is State.COMPLETED:
-            return Awaited(Status.COMPLETED, tool, key, record.result, {}, record.attempts, waited)
-        if record is not None and record.state is State.FAILED:
-            return Awaited(Status.DEAD, tool, key, None, dict(record.error or {}),
-                           record.attempts, waited)  # fmt: skip
-        if dlq is not None and sent_at is not None and rounds % DLQ_POLL_EVERY == 0:
-            letter = _dead_letter(dlq, tool, key, intent_id, sent_at - timedelta(seconds=5))
-            if letter is not None:
-                error = {
-                    "reason": str(letter.reason),
-                    "type": letter.error_type,
-                    "message": letter.error_message,
-                    "letter_id": letter.id,
-                }
-                return Awaited(Status.DEAD, tool, key, None, error, letter.attempts, waited)
+        done = settled(store.get(tool, key), tool, key, fingerprint, waited)
+        if done is not None:
+            return done
         if waited >= timeout:
-            return Awaited(Status.TIMEOUT, tool, key, waited=waited)
-        rounds += 1
+            return timed_out(tool, key, waited)
         sleep(max(0.0, min(poll, timeout - waited)))

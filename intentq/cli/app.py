@@ -15,6 +15,7 @@ from intentq.cli import dashboard as dashboard_cmd
 from intentq.cli import demo as demo_cmd
 from intentq.cli import enqueue as enqueue_cmd
 from intentq.cli import init as init_cmd
+from intentq.cli import mcp as mcp_cmd
 from intentq.cli import worker as worker_cmd
 from intentq.cli.dedup import dedup_app
 from intentq.cli.dlq.inspect import dlq_app
@@ -69,6 +70,7 @@ app.command("result", epilog=enqueue_cmd.RESULT_EPILOG)(enqueue_cmd.result)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(dedup_app, name="dedup")
 app.command("dashboard", epilog=dashboard_cmd.EPILOG)(dashboard_cmd.dashboard)
+app.command("mcp", epilog=mcp_cmd.EPILOG)(mcp_cmd.mcp)
 
 
 def main() -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
 from intentq import Registry, Retry, ToolContext, TransientError
+from intentq.consumers.stub import StubBroker, StubWorker
 from intentq.dedup.base import Acquired, Busy, State
 from intentq.dedup.memory import MemoryDedupStore
+from intentq.dlq.memory import MemoryDeadLetterStore
 from intentq.errors import StoreUnavailable
 from intentq.executor import Executor
 from intentq.intent import Intent
@@ -171,8 +175,6 @@ def test_heartbeat_keeps_a_long_tool_leased() -> None:
     )
     runner.start()
     assert w.started.wait(5)
-    import time
-
     deadline = time.monotonic() + 0.9  # three leases of 0.3 s
     while time.monotonic() < deadline:
         assert isinstance(w.store.claim("slow", "long", intent.fingerprint), Busy)
@@ -404,3 +406,84 @@ def test_heartbeat_survives_a_failed_extension() -> None:
     w.release.set()
     runner.join(10)
     assert results == [Ack("done")]
+
+
+# -- through the stub transport: the executor's answers carried out by a worker ------------
+
+
+def stub_worker(w: World, broker: StubBroker, **options: Any) -> StubWorker:
+    """A worker with the world's tools, store and policy (its own executor)."""
+    return StubWorker(
+        broker, w.registry, w.store, MemoryDeadLetterStore(), policy=w.executor.policy, **options
+    )
+
+
+def test_a_transient_failure_comes_back_after_its_backoff_until_it_succeeds() -> None:
+    w = World(store=MemoryDedupStore(), policy=Policy(backoff_base=0.2))
+    called_at: list[float] = []
+
+    @w.registry.tool("fails_twice", max_attempts=3)
+    def fails_twice(args: dict[str, Any], ctx: ToolContext) -> str:
+        called_at.append(time.monotonic())
+        if ctx.attempt < 3:
+            raise TransientError("try again")
+        return "ok"
+
+    broker = StubBroker()
+    broker.send(Intent.create("fails_twice", {}, key="fl"))
+    worker = stub_worker(w, broker)
+    worker.drain(timeout=10)
+
+    outcomes = [outcome for _, outcome in worker.outcomes]
+    assert [type(o) for o in outcomes] == [RetryLater, RetryLater, Ack]
+    assert outcomes[-1] == Ack("ok")
+    assert [received.receive_count for received, _ in worker.outcomes] == [1, 2, 3]
+    delays = [o.delay for o in outcomes if isinstance(o, RetryLater)]
+    assert 0 <= delays[0] <= 0.2 and 0 <= delays[1] <= 0.4  # full jitter, doubling
+    # each redelivery waited for its backoff, no less
+    gaps = [later - earlier for earlier, later in itertools.pairwise(called_at)]
+    assert all(gap >= delay - 0.01 for gap, delay in zip(gaps, delays, strict=True)), gaps
+    assert w.store.get("fails_twice", "fl").attempts == 3  # type: ignore[union-attr]
+    assert broker.depth() == (0, 0)
+
+
+def test_the_heartbeat_keeps_a_long_tool_s_message_hidden() -> None:
+    """The tool runs for 3x its lease and the visibility timeout; nobody else sees it."""
+    w = World(store=MemoryDedupStore())
+    broker = StubBroker()
+    intent = Intent.create("slow", {}, key="hidden")
+    broker.send(intent)
+    with stub_worker(w, broker, visibility=0.3) as worker:
+        assert w.started.wait(5)
+        deadline = time.monotonic() + 0.9
+        while time.monotonic() < deadline:
+            assert broker.depth() == (0, 1)  # in flight all along: never visible again
+            assert isinstance(w.store.claim("slow", "hidden", intent.fingerprint), Busy)
+            time.sleep(0.05)
+        w.release.set()
+        worker.join(10)
+    assert [(r.receive_count, o) for r, o in worker.outcomes] == [(1, Ack("done"))]
+    assert w.calls["slow"] == 1
+
+
+def test_a_duplicate_delivery_gets_the_first_result_without_running() -> None:
+    w = World(store=MemoryDedupStore())
+    broker = StubBroker()
+    message_id = broker.send(Intent.create("book", {"slot": "15:00"}, key="dup"))
+    broker.duplicate(message_id)
+    worker = stub_worker(w, broker, concurrency=1)
+    worker.drain(timeout=10)
+    first, again = (outcome for _, outcome in worker.outcomes)
+    assert first == Ack({"slot": "15:00", "attempt": 1})
+    assert again == Ack(first.result, cached=True)
+    assert w.calls["book"] == 1
+
+
+def test_poison_is_written_to_the_dlq_then_acked() -> None:
+    w = World(store=MemoryDedupStore())
+    broker, dlq = StubBroker(), MemoryDeadLetterStore()
+    broker.send_body(b"{nope")
+    StubWorker(broker, w.registry, w.store, dlq).drain(timeout=10)
+    (letter,) = list(dlq.iter())
+    assert (letter.reason, letter.body, letter.source_transport) == ("poison", b"{nope", "stub")
+    assert broker.depth() == (0, 0)

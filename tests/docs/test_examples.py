@@ -404,6 +404,17 @@ def test_replay_resends_what_the_fix_can_run_and_purge_removes_the_rest(
         check.close()
 
 
+# -- testing with the stub transport ------------------------------------------------------
+
+
+def test_the_stub_broker_runs_a_users_tool_test_without_services(example: Example) -> None:
+    stub = example("stub_tools")
+
+    stub.test_a_call_asked_twice_books_once()
+
+    assert stub.booked == ["15:00"]
+
+
 def test_every_example_is_tested_here() -> None:
     source = Path(__file__).read_text()
     names = sorted(

@@ -119,8 +119,10 @@ class StubWorker:
     def kill(self) -> None:
         """Stop as a killed process would: no heartbeat, no verdicts, nothing given back.
 
-        A running tool goes on in its thread, but its lease and visibility run out and
-        another worker takes the message over; whatever it returns is dropped."""
+        A running tool goes on in its thread (threads cannot be killed), but its lease and
+        visibility run out and another worker takes the message over. If it returns after
+        all, its result reaches the store only while it still holds the lease (the fencing
+        token refuses it after a takeover), and the message is left as it was."""
         self._gone.set()
         self._stopping.set()
         self.heartbeat.stop()

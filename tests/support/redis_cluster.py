@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator

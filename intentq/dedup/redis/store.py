@@ -52,10 +52,9 @@ UNAVAILABLE = (
     rx.MasterDownError,
     rx.OutOfMemoryError,
 )
-# redis-py's Cluster errors are no ``RedisError``s. All but these say the cluster cannot route
-# a call now (a slot without a master during a failover, no node answering a topology query).
+# redis-py's Cluster errors are no ``RedisError``s; one is transient when a slot has no
+# master (a failover) or no node answered the topology query (its cause says so).
 DRIVER_ERRORS = (rx.RedisError, rx.RedisClusterException)
-CLUSTER_MISUSE = (rx.CrossSlotTransactionError, rx.InvalidPipelineStack)
 
 
 def _text(value: Any) -> str:
@@ -73,8 +72,8 @@ def _token() -> str:
 
 def _translate(exc: Exception) -> Exception:
     """The store's error for a driver error: ``StoreUnavailable`` if transient."""
-    if isinstance(exc, UNAVAILABLE) or (
-        isinstance(exc, rx.RedisClusterException) and not isinstance(exc, CLUSTER_MISUSE)
+    if isinstance(exc, (*UNAVAILABLE, rx.SlotNotCoveredError)) or (
+        isinstance(exc, rx.RedisClusterException) and isinstance(exc.__cause__, UNAVAILABLE)
     ):
         return StoreUnavailable(f"Redis store unavailable: {exc}")
     return DedupError(f"Redis store error: {exc}")

@@ -1,0 +1,1 @@
+"""Runnable examples: agent loops on recorded model responses, and an MCP client session."""

@@ -28,6 +28,7 @@ EPILOG = "Example:  intentq worker --transport sqs --app myapp.tools:registry --
 
 POOLS = ("prefork", "threads", "solo")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 
 
 def worker(
@@ -62,19 +63,49 @@ def worker(
             "and deferring claims until it answers (INTENTQ_REQUIRE_STORE).",
         ),
     ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=1,
+            max=65535,
+            help="Serve Prometheus metrics on this port at /metrics (INTENTQ_METRICS_PORT).",
+        ),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        choice_option(
+            "--log-format",
+            LOG_FORMATS,
+            "text, or json: one JSON object per line, and one line per decision "
+            "(INTENTQ_LOG_FORMAT).",
+        ),
+    ] = None,
+    hostname: Annotated[
+        str | None,
+        typer.Option(
+            "--hostname",
+            help=(
+                "Celery only: the node name, as Celery's -n (default: intentq-<pid>-<random>"
+                "@<host>, unique on the host)."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Consume intents until SIGTERM/SIGINT: each tool runs at most once per key.
 
     SIGTERM stops receiving, lets running tools finish (INTENTQ_SHUTDOWN_GRACE) and gives
     back what has not started; after the grace, running tools are stopped and their messages
     go back to the broker. At start it checks the store, the DLQ and the broker or queue and
-    logs one line each. Exits 3 on bad settings or a schema this intentq cannot use, 4 if the
-    SQS queue cannot be reached at start, 9 if the store cannot and --require-store is set.
+    logs one line each. Exits 3 on bad settings, 10 on a schema this intentq cannot use, 4 if
+    the SQS queue cannot be reached at start, 9 if the store cannot and --require-store is set.
     """
     given = load_settings(
         transport=transport,
         app=app,
         concurrency=concurrency,
+        metrics_port=metrics_port,
+        log_format=log_format,
         require_store=require_store or None,  # not given: INTENTQ_REQUIRE_STORE decides
     )
     settings = check_broker(given)
@@ -87,11 +118,17 @@ def worker(
             stream=sys.stderr,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        if settings.log_format == "json":
+            from intentq.observe.logs import use_json
+
+            use_json()
         code = _run_sqs(settings, registry)
     else:
         from intentq.consumers.celery import run_worker as run_celery
 
-        code = run_celery(settings, registry, concurrency, pool, loglevel=log_level)
+        code = run_celery(
+            settings, registry, concurrency, pool, loglevel=log_level, hostname=hostname
+        )
     if code:
         raise CliError(f"the worker stopped with status {code} (see its log above)")
 

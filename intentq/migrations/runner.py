@@ -190,8 +190,10 @@ def _status(conn: Connection, target: Target) -> tuple[Status, bool]:
             )
         found = max((v for v in parsed if v is not None), default=None)
     legacy = exists and not versioned
-    pending = steps(family, found)
-    status = Status(target.what, found, exists, legacy, family.needs, head(family).number, pending)
+    # At or past this code's revision: nothing to apply, and no need to load Alembic (a
+    # worker's start-up check stays a single read).
+    pending = () if found is not None and found.number >= family.needs else steps(family, found)
+    status = Status(target.what, found, exists, legacy, family.needs, family.needs, pending)
     return status, versioned
 
 
@@ -212,13 +214,15 @@ def check(target: Target) -> None:
 # -- changing it -----------------------------------------------------------------------------
 
 
-def upgrade(target: Target) -> Applied:
-    """Create the table, or bring it to this code's head; safe from many processes at once.
+def upgrade(target: Target, revision: str = "head") -> Applied:
+    """Create the table, or bring it to this code's head (or to ``revision``); safe from many
+    processes at once.
 
     A table intentq 0.1 made (no version table) is adopted as revision 1 with its rows. A
     version table whose table was dropped starts again from nothing. A table at a newer
     revision is left alone if this code can use it, else ``SchemaTooNew``.
     """
+    last = target.family.needs if revision == "head" else _version(revision).number
     with _locked(target) as conn:
         before, versioned = _status(conn, target)
         # PostgreSQL: end the transaction the reads began, or Alembic would take it for the
@@ -227,7 +231,8 @@ def upgrade(target: Target) -> Applied:
         too_new = before.problem
         if isinstance(too_new, SchemaTooNew):
             raise too_new
-        if not before.pending:
+        pending = tuple(step for step in before.pending if step.number <= last)
+        if not pending:
             return Applied(before, ())
         if versioned and not before.exists:
             # The table went (dropped by hand) and left its version: begin again.
@@ -235,8 +240,8 @@ def upgrade(target: Target) -> Applied:
             conn.execute(text(f"DELETE FROM {quoted}"))
             _commit_unless_held(conn)
         config = _config(target, conn)
-        _retry_on_lock_timeout(conn, lambda: _command("upgrade", config, "head"))
-        return Applied(before, before.pending)
+        _retry_on_lock_timeout(conn, lambda: _command("upgrade", config, revision))
+        return Applied(before, pending)
 
 
 def offline_sql(target: Target) -> str:

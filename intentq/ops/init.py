@@ -211,7 +211,8 @@ def _applied(applied: Applied) -> str:
         return f"version {before.found_text}, nothing to do ({before.state})"
     reached = steps[-1].number
     if before.legacy:
-        return f"0.1 table adopted as version 1, upgraded to {reached}"
+        adopted = "0.1 table adopted as version 1"
+        return adopted if reached == 1 else f"{adopted}, upgraded to {reached}"
     if before.found is None:
         return f"created at version {reached}"
     return f"upgraded from version {before.found} to {reached}"

@@ -357,7 +357,11 @@ def test_unknown_tool_and_schema_failures(world: World) -> None:
     bad = world.run(Intent.create("book", {"slot": 15}, key="sch"))
     assert isinstance(bad, SendToDLQ) and bad.reason == "schema"
     assert "slot" in (bad.letter.error_message or "") and bad.letter.key == "sch"
-    assert world.store.get("book", "sch") is None  # poison never claims
+    # Refused before running, the key is left failed with its letter's id: a waiter learns
+    # of the dead letter in one store read.
+    record = world.store.get("book", "sch")
+    assert record is not None and record.state is State.FAILED
+    assert record.error is not None and record.error["letter_id"] == bad.letter.id
 
 
 def test_redelivery_of_a_failed_message_writes_its_letter_again(world: World) -> None:

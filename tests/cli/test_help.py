@@ -25,6 +25,8 @@ COMMANDS = [
     ["dedup", "get"],
     ["dedup", "forget"],
     ["dedup", "gc"],
+    ["dashboard"],
+    ["mcp"],
 ]
 
 

@@ -45,12 +45,13 @@ from intentq.observe.base import NullObserver, Observer, Report
 from intentq.outcome import Ack, AlreadyDead, Delivery, Outcome, RetryLater, SendToDLQ
 from intentq.policy import Policy, is_retryable
 from intentq.registry import Registry, ToolSpec
+from intentq.retrying import doubling, retry_call
 
 log = logging.getLogger("intentq.executor")
 
-# When the store is down, the message comes back after about this long (plus jitter).
-STORE_OUTAGE_DELAY = 2.0
-# While the store is down after a tool ran, the completion is retried at least this often.
+# While the store is down after a tool ran, the completion is retried from this pause,
+# doubling to at least this often.
+COMPLETE_RETRY_FIRST = 0.02
 COMPLETE_RETRY_MAX = 0.5
 # A duplicate that finds its key busy first looks again after about this long (seconds).
 BUSY_RECHECK_FIRST = 0.5
@@ -296,25 +297,25 @@ class Executor:
     def _complete(self, job: Job, claim: Acquired, result: Any) -> Outcome:
         # The side effect happened: keep trying to record it for a whole lease, because a
         # message retried without a completion record would be taken over and run again.
-        deadline = time.monotonic() + self.policy.lease_for(job.spec)
-        delay = 0.02
-        while True:
-            try:
-                self.store.complete(
-                    job.tool, job.key, claim.token, result, self.policy.ttl_for(job.spec)
-                )
-                return Ack(result)
-            except LeaseLost:
-                log.warning("%s:%s: completed after losing the lease", job.tool, job.key)
-                return Ack(result, lease_lost=True)
-            except StoreUnavailable as exc:
-                self.observer.store_failed(job.delivery.queue, "complete")
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    log.error("%s:%s ran but could not be recorded: %s", job.tool, job.key, exc)
-                    return self._outage(str(exc))
-                time.sleep(min(delay, left))
-                delay = min(delay * 2, COMPLETE_RETRY_MAX)
+        ttl = self.policy.ttl_for(job.spec)
+        try:
+            retry_call(
+                lambda: self.store.complete(job.tool, job.key, claim.token, result, ttl),
+                retry_on=StoreUnavailable,
+                pauses=doubling(
+                    COMPLETE_RETRY_FIRST, COMPLETE_RETRY_MAX, within=self.policy.lease_for(job.spec)
+                ),
+                on_failure=lambda exc, pause: self.observer.store_failed(
+                    job.delivery.queue, "complete"
+                ),
+            )
+        except LeaseLost:
+            log.warning("%s:%s: completed after losing the lease", job.tool, job.key)
+            return Ack(result, lease_lost=True)
+        except StoreUnavailable as exc:
+            log.error("%s:%s ran but could not be recorded: %s", job.tool, job.key, exc)
+            return self._outage(str(exc))
+        return Ack(result)
 
     def _failed(self, job: Job, claim: Acquired, exc: Exception, max_attempts: int) -> Outcome:
         if isinstance(exc, Retry | ConfigError):
@@ -384,7 +385,7 @@ class Executor:
 
     def _outage(self, why: str) -> RetryLater:
         return RetryLater(
-            self.policy.backoff(1) + STORE_OUTAGE_DELAY,
+            self.policy.outage_delay(1),
             spend_attempt=False,
             why=why,
             cause="store_outage",

@@ -43,7 +43,7 @@ from intentq.context import ToolContext
 from intentq.dedup.base import State
 from intentq.dlq.base import DeadLetter, Reason
 from intentq.errors import IntentqError, TransientError
-from intentq.executor import STORE_OUTAGE_DELAY, Executor, Job
+from intentq.executor import Executor, Job
 from intentq.intent import canonical_json
 from intentq.outcome import Ack, Delivery, Outcome, RetryLater, SendToDLQ
 from intentq.registry import TOOL_NAME_RE, ToolSpec
@@ -134,7 +134,7 @@ class IdempotentTask(Task):  # type: ignore[misc]
             if delivery.receive_count > runtime.policy.max_receives:
                 letter = self._unprocessable(exc, delivery, args, kwargs)
                 return self._dead_letter(runtime, letter, args, kwargs)
-            delay = runtime.policy.backoff(delivery.receive_count) + STORE_OUTAGE_DELAY
+            delay = runtime.policy.outage_delay(delivery.receive_count)
             self._retry(delay, why=f"{type(exc).__name__}: {exc}")
         return self._carry_out(runtime, outcome, job, args, kwargs)
 
@@ -227,7 +227,8 @@ class IdempotentTask(Task):  # type: ignore[misc]
         kwargs: dict[str, Any],
     ) -> Any:
         if isinstance(outcome, Ack):
-            if outcome.lease_lost and outcome.result is None and isinstance(job, Job):
+            if outcome.lease_lost and isinstance(job, Job):
+                # Fenced off: its own result must not land under the task id either.
                 return self._after_lease_lost(runtime, job)
             return outcome.result
         if isinstance(outcome, RetryLater):
@@ -258,7 +259,7 @@ class IdempotentTask(Task):  # type: ignore[misc]
             # The store already says "failed": a plain retry would be acked as AlreadyDead
             # and the letter lost, so the retried message carries the letter itself.
             log.error("%s[%s]: the DLQ refused a letter (%s)", self.name, self.request.id, exc)
-            delay = runtime.policy.backoff(self.request.retries + 1) + STORE_OUTAGE_DELAY
+            delay = runtime.policy.outage_delay(self.request.retries + 1)
             self._retry(
                 delay,
                 why=str(exc),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from functools import partial
@@ -23,6 +22,7 @@ from intentq.dlq.base import DeadLetter, DeadLetterStore
 from intentq.errors import TransportError
 from intentq.executor import Executor, Job
 from intentq.outcome import Ack, AlreadyDead, Delivery, Outcome, RetryLater, SendToDLQ
+from intentq.retrying import retry_call
 from intentq.sqs.queues import visibility
 
 log = logging.getLogger("intentq.sqs")
@@ -31,7 +31,7 @@ log = logging.getLogger("intentq.sqs")
 # after this long: soon enough to retry, late enough not to spin.
 GIVE_BACK_DELAY = 10
 # Pauses between attempts to write a dead letter before giving the message back.
-_DLQ_RETRIES = (0.1, 0.5)
+DLQ_PAUSES = (0.1, 0.5)
 
 Prepared = Job | SendToDLQ
 Entry = tuple[Received, Prepared]
@@ -184,17 +184,22 @@ class BatchRunner:
         return True
 
     def _put_letter(self, letter: DeadLetter) -> bool:
-        for pause in (*_DLQ_RETRIES, None):
-            try:
-                self.dlq.put(letter)
-                return True
-            except Exception as exc:
-                if pause is None:
-                    log.error("could not write dead letter for %s: %s", letter.intent_id, exc)
-                    return False
+        def failed(exc: BaseException, pause: float | None) -> None:
+            if pause is None:
+                log.error("could not write dead letter for %s: %s", letter.intent_id, exc)
+            else:
                 log.warning("dead-letter write failed, retrying: %s", exc)
-                time.sleep(pause)
-        return False  # pragma: no cover - the loop always returns
+
+        try:
+            retry_call(
+                lambda: self.dlq.put(letter),
+                retry_on=Exception,
+                pauses=DLQ_PAUSES,
+                on_failure=failed,
+            )
+        except Exception:
+            return False
+        return True
 
     # -- visibility ----------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from intentq.heartbeat import Heartbeat
 from intentq.observe import metrics_for, observer_for, serve_metrics
 from intentq.policy import Policy
 from intentq.registry import Registry
+from intentq.retrying import doubling
 from intentq.sqs.queues import resolve_queue_url, visibility
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ log = logging.getLogger("intentq.sqs")
 # With a few slots free, wait this long for a full batch's worth before receiving.
 RECEIVE_LINGER = 0.02
 # Receive failures back off exponentially up to this many seconds.
+RECEIVE_PAUSE_FIRST = 1.0
 MAX_RECEIVE_BACKOFF = 30.0
 # After the grace, queued deletes and visibility changes still get this long to be sent.
 SETTLE_TIMEOUT = 10.0
@@ -111,7 +113,7 @@ class SqsWorker:
             self.visibility,
             self.settings.sqs_wait_seconds,
         )
-        failures = 0
+        pauses: Iterator[float] | None = None  # while receives fail
         try:
             while not self._stopping.is_set():
                 want = self.settings.sqs_batch_size
@@ -123,12 +125,12 @@ class SqsWorker:
                         min(want, free), self.settings.sqs_wait_seconds, self.visibility
                     )
                 except Exception as exc:  # TransportError, or anything botocore raises
-                    failures += 1
-                    pause = min(MAX_RECEIVE_BACKOFF, 0.5 * 2 ** min(failures, 10))
+                    pauses = pauses or doubling(RECEIVE_PAUSE_FIRST, MAX_RECEIVE_BACKOFF)
+                    pause = next(pauses)
                     log.warning("receive failed (%s); retrying in %.1fs", exc, pause)
                     self._sleep(pause)
                     continue
-                failures = 0
+                pauses = None
                 if self._stopping.is_set():
                     runner.give_back(messages)
                     break

@@ -22,11 +22,13 @@ if TYPE_CHECKING:
     from intentq.config.settings import Settings
     from intentq.dedup.base import DedupStore
     from intentq.dlq.base import DeadLetterStore
+    from intentq.outbox.database import OutboxDatabase
 
 __all__ = [
     "is_sqs_dlq",
     "open_dlq",
     "open_dlq_for",
+    "open_outbox_for",
     "open_store",
     "open_store_for",
     "opened_dlq",
@@ -164,6 +166,29 @@ def open_dlq_for(settings: Settings, *, must_exist: bool = False) -> DeadLetterS
             region=settings.aws_region,
         )
     return open_dlq(settings.dlq_url)
+
+
+def open_outbox_for(settings: Settings, *, must_exist: bool = False) -> OutboxDatabase:
+    """The outbox table in the application's database ``INTENTQ_OUTBOX_URL`` names (for the
+    relay and the operators' commands; applications write through their own session).
+    ``ConfigError`` when it is not set; ``must_exist`` as for ``open_store_for``."""
+    if not settings.outbox_url:
+        raise ConfigError(
+            "INTENTQ_OUTBOX_URL is not set: name the application's database that holds the "
+            "outbox table (postgresql+psycopg://... or sqlite:///...)"
+        )
+    if must_exist:
+        _must_exist(settings.outbox_url, "outbox database")
+    scheme = _scheme(settings.outbox_url)
+    if not scheme.startswith(("postgresql", "sqlite")):
+        raise ConfigError(
+            f"unsupported outbox URL {redacted(settings.outbox_url)!r}: use "
+            "postgresql+psycopg://... or sqlite:///..."
+        )
+    _require_sql_driver(scheme, "the PostgreSQL outbox")
+    from intentq.outbox.database import OutboxDatabase
+
+    return OutboxDatabase.from_url(settings.outbox_url, settings.outbox_table)
 
 
 @contextmanager

@@ -18,3 +18,9 @@ DEFAULT_SQS_CONCURRENCY = 20
 # Celery: worker processes, each running one task at a time.
 DEFAULT_CELERY_CONCURRENCY = 8
 DEFAULT_MAX_RECEIVES = 50  # broker redeliveries before a message is dead-lettered regardless
+# The transactional outbox: rows a relay sends per transaction (ten SQS batches) ...
+DEFAULT_OUTBOX_BATCH = 100
+# ... how long a silent SQLite relay keeps the table before another takes over ...
+DEFAULT_OUTBOX_LEASE = 30.0
+# ... and how long sent rows are kept for audit (7 days).
+DEFAULT_OUTBOX_RETENTION = 7 * 24 * 3600.0

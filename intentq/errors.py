@@ -110,6 +110,14 @@ class LetterNotFound(DLQError):
         self.letter_id = letter_id
 
 
+class OutboxError(IntentqError):
+    """The outbox table refused or failed an operation."""
+
+
+class OutboxUnavailable(OutboxError, TransientError):
+    """The outbox's database cannot be reached."""
+
+
 class TransportError(IntentqError):
     """A broker call failed."""
 

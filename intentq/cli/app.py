@@ -16,6 +16,7 @@ from intentq.cli import demo as demo_cmd
 from intentq.cli import enqueue as enqueue_cmd
 from intentq.cli import init as init_cmd
 from intentq.cli import mcp as mcp_cmd
+from intentq.cli import outbox as outbox_cmd
 from intentq.cli import worker as worker_cmd
 from intentq.cli.dedup import dedup_app
 from intentq.cli.dlq.inspect import dlq_app
@@ -71,6 +72,8 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(dedup_app, name="dedup")
 app.command("dashboard", epilog=dashboard_cmd.EPILOG)(dashboard_cmd.dashboard)
 app.command("mcp", epilog=mcp_cmd.EPILOG)(mcp_cmd.mcp)
+app.command("relay", epilog=outbox_cmd.RELAY_EPILOG)(outbox_cmd.relay)
+app.add_typer(outbox_cmd.outbox_app, name="outbox")
 
 
 def main() -> None:

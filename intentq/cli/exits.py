@@ -12,6 +12,7 @@ from intentq.errors import (
     InvalidIntent,
     KeyReuseMismatch,
     LetterNotFound,
+    OutboxUnavailable,
     SchemaMismatch,
     StoreUnavailable,
     TransportUnavailable,
@@ -27,7 +28,7 @@ class ExitCode(enum.IntEnum):
     FAILURE = 1  # anything else went wrong (a partial replay, a failed demo check)
     USAGE = 2  # bad arguments, or a refusal (no selector, no --yes without a terminal)
     CONFIG = 3  # bad settings: an unknown variable, a bad URL, an app that does not import
-    UNAVAILABLE = 4  # a store, the DLQ or the broker cannot be reached
+    UNAVAILABLE = 4  # a store, the DLQ, the outbox's database or the broker cannot be reached
     NOT_FOUND = 5  # no such letter, record or tool
     TIMEOUT = 6  # `enqueue --wait` saw no result in time
     DEAD = 7  # `enqueue --wait`: the intent was dead-lettered
@@ -54,6 +55,7 @@ _CODES: tuple[tuple[type[IntentqError], ExitCode], ...] = (
     (StoreUnavailable, ExitCode.UNAVAILABLE),
     (DLQUnavailable, ExitCode.UNAVAILABLE),
     (TransportUnavailable, ExitCode.UNAVAILABLE),
+    (OutboxUnavailable, ExitCode.UNAVAILABLE),
     (LetterNotFound, ExitCode.NOT_FOUND),
     (UnknownTool, ExitCode.NOT_FOUND),
     (InvalidArgs, ExitCode.USAGE),

@@ -26,6 +26,9 @@ from intentq.defaults import (
     DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_RECEIVES,
+    DEFAULT_OUTBOX_BATCH,
+    DEFAULT_OUTBOX_LEASE,
+    DEFAULT_OUTBOX_RETENTION,
     DEFAULT_SQS_CONCURRENCY,
     DEFAULT_TTL,
     MAX_MESSAGE_BYTES,
@@ -83,6 +86,18 @@ class Settings(BaseSettings):
     # None: traces when opentelemetry-api is installed; true requires it; false never.
     tracing: bool | None = None
     log_format: Literal["text", "json"] = "text"
+    # The transactional outbox (intentq.outbox): the application's database that holds the
+    # table; None: no outbox (``intentq init`` leaves it out, ``intentq relay`` refuses).
+    outbox_url: str | None = None
+    outbox_table: str = Field(default="intentq_outbox", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,50}$")
+    outbox_batch_size: int = Field(default=DEFAULT_OUTBOX_BATCH, ge=1, le=1000)
+    # Seconds between polls when no NOTIFY wakes the relay (SQLite, or a lost listener).
+    outbox_poll_interval: float = Field(default=1.0, gt=0)
+    # SQLite: how long a relay that stopped answering holds the table before another takes
+    # over (and sends again what it sent but had not marked).
+    outbox_lease: float = Field(default=DEFAULT_OUTBOX_LEASE, gt=0)
+    # Sent rows are kept this long for audit, then deleted in batches by the relay.
+    outbox_retention: float = Field(default=DEFAULT_OUTBOX_RETENTION, ge=0)
 
     @field_validator("app")
     @classmethod

@@ -1,6 +1,7 @@
 """Versioned SQL schemas: one Alembic script directory per table family, run from code.
 
-``dedup/`` holds the SQL dedup table's revisions, ``dlq/`` the dead-letter table's; each
+``dedup/`` holds the SQL dedup table's revisions, ``dlq/`` the dead-letter table's,
+``outbox/`` the transactional outbox's (in the application's database); each
 table keeps its version in a table of its own (``{table}_version``), so it never meets the
 application's Alembic history. ``runner`` applies them (``intentq init``), reports them
 (``--check``) and prints them (``--sql``); ``versions`` says which revision a code needs and
@@ -19,12 +20,13 @@ from intentq.migrations.runner import (
     status,
     upgrade,
 )
-from intentq.migrations.versions import DEDUP, DLQ, Family, SchemaTooNew, Version
+from intentq.migrations.versions import DEDUP, DLQ, OUTBOX, Family, SchemaTooNew, Version
 
 __all__ = [
     # what migrates
     "DEDUP",
     "DLQ",
+    "OUTBOX",
     "Family",
     "Target",
     # where a database is

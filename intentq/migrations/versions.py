@@ -17,6 +17,8 @@ from intentq.errors import (
     DLQError,
     DLQUnavailable,
     IntentqError,
+    OutboxError,
+    OutboxUnavailable,
     SchemaMismatch,
     StoreUnavailable,
 )
@@ -71,6 +73,7 @@ class Family:
 
 DEDUP = Family("dedup", "dedup table", 2, StoreUnavailable, DedupError)
 DLQ = Family("dlq", "dead-letter table", 1, DLQUnavailable, DLQError)
+OUTBOX = Family("outbox", "outbox table", 1, OutboxUnavailable, OutboxError)
 
 
 class SchemaTooNew(SchemaMismatch):

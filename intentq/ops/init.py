@@ -78,6 +78,8 @@ def init_resources(settings: Settings) -> list[InitStep]:
         else:
             detail = _applied(upgrade(target))
     steps.append(InitStep("dead-letter store", redacted(settings.dlq_url), detail))
+    if settings.outbox_url:
+        steps.append(_init_outbox(settings))
     if settings.transport == "sqs":
         steps.extend(create_sqs_queues(settings))
     else:
@@ -89,6 +91,19 @@ def init_resources(settings: Settings) -> list[InitStep]:
             )
         )
     return steps
+
+
+def _init_outbox(settings: Settings) -> InitStep:
+    """The outbox table in the application's database (its own migration family)."""
+    from intentq.connections import open_outbox_for
+    from intentq.migrations import upgrade
+
+    outbox = open_outbox_for(settings)
+    try:
+        detail = _applied(upgrade(outbox.schema_target))
+    finally:
+        outbox.close()
+    return InitStep("outbox table", redacted(settings.outbox_url or ""), detail)
 
 
 def create_sqs_queues(settings: Settings) -> list[InitStep]:
@@ -171,11 +186,32 @@ def schema_sql(settings: Settings) -> str:
 
 
 def _stores(settings: Settings) -> list[tuple[str, str, Callable[[], Any]]]:
-    """(what, url, open it for reading) for the dedup store and the DLQ."""
-    return [
+    """(what, url, open it for reading) for the dedup store, the DLQ and the outbox."""
+    stores: list[tuple[str, str, Callable[[], Any]]] = [
         ("dedup store", settings.dedup_url, lambda: _reading(settings, dlq=False)),
         ("dead-letter store", settings.dlq_url, lambda: _reading(settings, dlq=True)),
     ]
+    if settings.outbox_url:
+        stores.append(("outbox table", settings.outbox_url, lambda: _reading_outbox(settings)))
+    return stores
+
+
+@contextmanager
+def _reading_outbox(settings: Settings) -> Iterator[Any]:
+    """The outbox's database, opened to read its schema; a SQLite file not there yet reads
+    as an empty database, as in ``_reading``."""
+    from intentq.connections import open_outbox_for
+    from intentq.outbox.database import OutboxDatabase
+
+    path = sqlite_file(settings.outbox_url or "")
+    if path is not None and not path.exists():
+        outbox = OutboxDatabase.from_url("sqlite://", settings.outbox_table)
+    else:
+        outbox = open_outbox_for(settings)
+    try:
+        yield outbox
+    finally:
+        outbox.close()
 
 
 @contextmanager

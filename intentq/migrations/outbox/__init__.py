@@ -1,0 +1,1 @@
+"""The outbox table's Alembic script directory (``env.py`` and ``versions/``)."""

@@ -81,16 +81,20 @@ def _check(settings: Settings, as_json: bool) -> None:
     if as_json:
         print_json({"schemas": [c.as_dict() for c in checks]})
     else:
-        rows = []
+        rows, steps = [], []
         for c in checks:
             s = c.status
             if s is None:
-                rows.append((c.what, c.target, "-", "-", "no versioned schema", ""))
+                rows.append((c.what, c.target, "-", "-", "no versioned schema", "-"))
                 continue
-            pending = "; ".join(f"{p.number}: {p.doc}" for p in s.pending) or "none"
+            pending = ", ".join(str(p.number) for p in s.pending) or "none"
             rows.append((c.what, c.target, s.found_text, str(s.needs), s.state, pending))
-        columns = ("what", "where", "version", "needs", "state", "pending steps")
-        console().print(table("intentq init --check", columns, rows))
+            steps += [f"{s.what} version {p.number}: {p.doc}" for p in s.pending]
+        columns = ("what", "where", "version", "needs", "state", "pending")
+        out = console()
+        out.print(table("intentq init --check", columns, rows))
+        for line in steps:
+            out.print(line, markup=False)
     problems = [c.status.problem for c in checks if c.status is not None and c.status.problem]
     if problems:
         raise CliError(str(problems[0]), ExitCode.SCHEMA)

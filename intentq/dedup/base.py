@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from intentq.defaults import DEFAULT_LEASE, DEFAULT_TTL
+from intentq.errors import LeaseLost
 
 # A Busy duplicate is never told to come back sooner than this (seconds).
 MIN_RETRY_AFTER = 0.05
@@ -50,6 +51,17 @@ class ClaimRequest:
     key: str
     fingerprint: str
     lease: float = DEFAULT_LEASE
+    ttl: float = DEFAULT_TTL
+
+
+@dataclass(frozen=True)
+class CompleteRequest:
+    """One entry of a ``complete_many`` batch: the owner's token and the result to record."""
+
+    tool: str
+    key: str
+    token: str
+    result: Any
     ttl: float = DEFAULT_TTL
 
 
@@ -128,6 +140,24 @@ class DedupStore(ABC):
         self, tool: str, key: str, token: str, result: Any, ttl: float = DEFAULT_TTL
     ) -> None:
         """Record the result; only the token's owner may (``LeaseLost`` otherwise)."""
+
+    def complete_many(self, requests: Sequence[CompleteRequest]) -> list[LeaseLost | None]:
+        """Record a batch of results: ``None`` for each entry recorded, its ``LeaseLost`` for
+        each whose token did not own the key (the others are recorded all the same).
+
+        Entries count in order, so a key given twice is recorded by the first entry its token
+        owns. Backends override this to make it one round trip. ``StoreUnavailable``: some
+        entries may be recorded; completing one of those again answers ``LeaseLost``.
+        """
+        answers: list[LeaseLost | None] = []
+        for r in requests:
+            try:
+                self.complete(r.tool, r.key, r.token, r.result, r.ttl)
+            except LeaseLost as lost:
+                answers.append(lost)
+            else:
+                answers.append(None)
+        return answers
 
     @abstractmethod
     def release(self, tool: str, key: str, token: str) -> None:

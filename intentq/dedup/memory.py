@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -15,6 +15,7 @@ from intentq.dedup.base import (
     Busy,
     Cached,
     Claim,
+    CompleteRequest,
     Dead,
     DedupStore,
     Mismatch,
@@ -103,17 +104,35 @@ class MemoryDedupStore(DedupStore):
         self, tool: str, key: str, token: str, result: Any, ttl: float = DEFAULT_TTL
     ) -> None:
         with self._lock:
+            self._complete(tool, key, token, result, ttl, self._clock())
+
+    def complete_many(self, requests: Sequence[CompleteRequest]) -> list[LeaseLost | None]:
+        """The whole batch under the lock, in order."""
+        answers: list[LeaseLost | None] = []
+        with self._lock:
             now = self._clock()
-            record = self._owned(tool, key, token, now)
-            self._records[(tool, key)] = replace(
-                record,
-                state=State.COMPLETED,
-                result=result,
-                token="",
-                lease_until=0.0,
-                updated_at=now,
-                expires_at=now + ttl,
-            )
+            for r in requests:
+                try:
+                    self._complete(r.tool, r.key, r.token, r.result, r.ttl, now)
+                except LeaseLost as lost:
+                    answers.append(lost)
+                else:
+                    answers.append(None)
+        return answers
+
+    def _complete(
+        self, tool: str, key: str, token: str, result: Any, ttl: float, now: float
+    ) -> None:
+        record = self._owned(tool, key, token, now)
+        self._records[(tool, key)] = replace(
+            record,
+            state=State.COMPLETED,
+            result=result,
+            token="",
+            lease_until=0.0,
+            updated_at=now,
+            expires_at=now + ttl,
+        )
 
     def release(self, tool: str, key: str, token: str) -> None:
         with self._lock:

@@ -25,6 +25,7 @@ from intentq.dedup.base import (
     Cached,
     Claim,
     ClaimRequest,
+    CompleteRequest,
     Dead,
     DedupStore,
     Mismatch,
@@ -232,6 +233,35 @@ class RedisDedupStore(DedupStore):
             )
             for r in requests
         ]
+        replies = self._run_batch(script, calls)
+        return [
+            _claim_reply(answer, call[1][3], r.fingerprint)
+            for answer, call, r in zip(replies, calls, requests, strict=True)
+        ]
+
+    def complete_many(self, requests: Sequence[CompleteRequest]) -> list[LeaseLost | None]:
+        """One ``EVALSHA`` of the finishing script per entry, pipelined: one round trip. The
+        server runs them in order, so a key given twice is finished by the first owner."""
+        if not requests:
+            return []
+        done = State.COMPLETED.value
+        calls = [
+            (self._key(r.tool, r.key), (r.token, done, "result", codec.dump(r.result), _ms(r.ttl)))
+            for r in requests
+        ]
+        answers: list[LeaseLost | None] = []
+        for reply, r in zip(self._run_batch(SCRIPTS["finish"], calls), requests, strict=True):
+            try:
+                self._owned(r.tool, r.key, r.token, reply)
+            except LeaseLost as lost:
+                answers.append(lost)
+            else:
+                answers.append(None)
+        return answers
+
+    def _run_batch(self, script: Script, calls: Sequence[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+        """``(key, args)`` calls of one script in one round trip (two after a server lost
+        its scripts); any error reply is raised as the store's error."""
         replies: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))
         for round_ in range(2):
@@ -250,10 +280,7 @@ class RedisDedupStore(DedupStore):
             if isinstance(answer, rx.RedisError):
                 with self._translated():
                     raise answer
-        return [
-            _claim_reply(answer, call[1][3], r.fingerprint)
-            for answer, call, r in zip(replies, calls, requests, strict=True)
-        ]
+        return replies
 
     def complete(
         self, tool: str, key: str, token: str, result: Any, ttl: float = DEFAULT_TTL

@@ -10,13 +10,15 @@ psycopg's pipeline mode: every entry's claim statement goes out before any answe
 one round trip for the batch. The server runs them in order in one implicit transaction that
 ends at the batch's Sync. Entries run in key order, so workers claiming overlapping batches
 lock rows in the same order and cannot deadlock; a later entry sees what an earlier one wrote
-(the same key twice: Busy).
+(the same key twice: Busy). Batch completions are one UPDATE over arrays of the entries
+(``Statements.complete_many``), also in key order; a key given again goes in a second one.
 
 SQLite (``SqliteDriver``, the stdlib ``sqlite3``) runs in autocommit too: a statement needs
 no BEGIN, as a writing statement takes the write lock when it starts (waiting out
 ``busy_timeout``), exactly like ``BEGIN IMMEDIATE``. A claim is the same sequence as on
 PostgreSQL in separate statements: insert, else read, and take over only if the record
-allows. A batch runs in one ``BEGIN IMMEDIATE`` transaction, one commit for all its inserts.
+allows. A batch of claims or of completions runs in one ``BEGIN IMMEDIATE`` transaction, one
+commit for all its writes.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ class Driver:
         self._attempts_at = self.claim_columns.index("attempts")
         self.takeover = Compiled(statements.claim_takeover, dialect)
         self.finish = Compiled(statements.finish, dialect)
+        assert statements.complete_many is not None
+        self.finish_many = Compiled(statements.complete_many, dialect)
         self.release = Compiled(statements.release, dialect)
         self.extend = Compiled(statements.extend, dialect)
         self.batches = psycopg.Pipeline.is_supported()  # claim_many in one round trip
@@ -133,6 +137,31 @@ class Driver:
                 answers[i] = None if isinstance(answer, _Takeover) else answer
         return answers
 
+    def complete_many(self, entries: Sequence[Mapping[str, Any]]) -> list[bool]:
+        """Completions (each the finishing UPDATE's parameters) in one statement, one more
+        for each repeat of a key; ``True`` where the entry's token owned its key."""
+        done = [False] * len(entries)
+        # Key order, as for claims: overlapping batches lock rows in the same order.
+        pending = sorted(range(len(entries)), key=lambda i: entries[i]["sk"])
+        sql = self.finish_many.sql
+        with self.keeper.using("complete_many") as held:
+            cursor = held.cursor
+            while pending:
+                now, pending = _first_of_each_key(entries, pending)
+                cursor.execute(
+                    sql,
+                    {
+                        "sks": [entries[i]["sk"] for i in now],
+                        "owners": [entries[i]["owner"] for i in now],
+                        "results": [entries[i]["new_result"] for i in now],
+                        "ttls": [entries[i]["ttl"] for i in now],
+                    },
+                )
+                recorded = {row[0] for row in cursor.fetchall()}
+                for i in now:
+                    done[i] = entries[i]["sk"] in recorded
+        return done
+
     def _answer(self, row: Any, params: Mapping[str, Any]) -> Claim | _Takeover | None:
         """What the claim statement's row means."""
         if row is None:
@@ -188,6 +217,19 @@ class SqliteDriver:
             held.connection.commit()
         return answers
 
+    def complete_many(self, entries: Sequence[Mapping[str, Any]]) -> list[bool]:
+        """Completions in order, in one transaction; ``True`` where the token owned the key."""
+        finish = self.finish
+        with self.keeper.using("complete_many") as held:
+            cursor = held.cursor
+            cursor.execute("BEGIN IMMEDIATE")  # one commit (one fsync) for the batch
+            done = []
+            for params in entries:
+                cursor.execute(finish.text, finish.args(params))
+                done.append(cursor.rowcount > 0)
+            held.connection.commit()
+        return done
+
     def _claim(self, cursor: Any, params: Mapping[str, Any]) -> Claim | None:
         """Insert; else read the record, and take it over if it allows.
 
@@ -220,6 +262,20 @@ def _took(row: Sequence[Any], params: Mapping[str, Any]) -> Acquired:
     """The takeover's ``(token, attempts)``: ``taken`` is the token of a previous owner's."""
     token, attempts = row
     return Acquired(token, int(attempts), takeover=token == params["taken"])
+
+
+def _first_of_each_key(
+    entries: Sequence[Mapping[str, Any]], pending: Sequence[int]
+) -> tuple[list[int], list[int]]:
+    """``pending`` split into each key's first entry and the entries that repeat a key."""
+    seen: set[str] = set()
+    first: list[int] = []
+    again: list[int] = []
+    for i in pending:
+        key = entries[i]["sk"]
+        (again if key in seen else first).append(i)
+        seen.add(key)
+    return first, again
 
 
 def batch_params(store: SqlDedupStore, requests: Sequence[ClaimRequest]) -> list[dict[str, Any]]:

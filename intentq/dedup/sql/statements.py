@@ -33,6 +33,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import CompoundSelect
 
@@ -108,12 +109,14 @@ class Statements:
                 expires_at=now + _p("ttl", Double),
             )
         )
+        self.complete_many: Update | None = None
         if self.dialect == "postgresql":
             # Waiters LISTEN on the table's channel (intentq.waiting); the notification goes
             # out when the transaction commits, so a transactional completion's rows are
             # visible by the time a waiter reads the record.
             notify = func.pg_notify(_const(notify_channel(t.name)), t.c.store_key)
             self.finish = self.finish.returning(notify)
+            self.complete_many = self._pg_complete_many().returning(t.c.store_key, notify)
         self.release: Update = (
             t.update().where(owned).values(token=EMPTY, lease_until=ZERO, updated_at=now)
         )
@@ -215,6 +218,45 @@ class Statements:
                     else_=t.c.expires_at,
                 ),
                 record_format=FORMAT,
+            )
+        )
+
+    def _pg_complete_many(self) -> Update:
+        """Completions of a batch in one UPDATE, each row fenced by its own token.
+
+        The entries come as four arrays (store keys, tokens, results as JSON, TTLs), so the
+        statement's text is the same for every batch size and psycopg prepares it once. A
+        key must appear once per statement: an UPDATE changes a row at most once, with
+        whichever of its matching entries it meets first.
+        """
+        t, now = self.table, self.now
+        v = (
+            func.unnest(
+                _p("sks", ARRAY(String)),
+                _p("owners", ARRAY(String)),
+                _p("results", ARRAY(Text)),
+                _p("ttls", ARRAY(Double)),
+            )
+            .table_valued("sk", "owner", "res", "ttl")
+            .render_derived(name="v")
+        )
+        return (
+            t.update()
+            .where(
+                t.c.store_key == v.c.sk,
+                t.c.state == IN_PROGRESS,
+                t.c.token == v.c.owner,
+                t.c.token != EMPTY,
+                t.c.expires_at > now,
+            )
+            .values(
+                state=_const(S.COMPLETED.value),
+                result=v.c.res,
+                error=null(),
+                token=EMPTY,
+                lease_until=ZERO,
+                updated_at=now,
+                expires_at=now + v.c.ttl,
             )
         )
 

@@ -24,6 +24,7 @@ from intentq.dedup.base import (
     Busy,
     Claim,
     ClaimRequest,
+    CompleteRequest,
     DedupStore,
     Record,
     State,
@@ -261,6 +262,29 @@ class SqlDedupStore(DedupStore):
         self, tool: str, key: str, token: str, result: Any, ttl: float = DEFAULT_TTL
     ) -> None:
         self._fenced("complete", tool, key, token, **finish_params(result, ttl))
+
+    def complete_many(self, requests: Sequence[CompleteRequest]) -> list[LeaseLost | None]:
+        """PostgreSQL: one UPDATE for the batch (one round trip; a key given twice, two).
+        SQLite: one transaction. Through SQLAlchemy's execution (another driver): one by one.
+        """
+        if not requests:
+            return []
+        if self._driver is None:
+            return super().complete_many(requests)
+        entries = [
+            {
+                **finish_params(r.result, r.ttl),
+                "sk": self.record_key(r.tool, r.key),
+                "owner": r.token,
+            }
+            for r in requests
+        ]
+        done = self._driver.complete_many(entries)
+        # Read after the statement: SQLite would wait on its own write lock.
+        return [
+            None if ok else LeaseLost(r.tool, r.key, r.token, self.get(r.tool, r.key))
+            for ok, r in zip(done, requests, strict=True)
+        ]
 
     def fail(
         self, tool: str, key: str, token: str, error: dict[str, Any], ttl: float = DEFAULT_TTL

@@ -24,6 +24,7 @@ from intentq.dedup.base import (
     Cached,
     Claim,
     ClaimRequest,
+    CompleteRequest,
     Dead,
     DedupStore,
     Mismatch,
@@ -75,6 +76,16 @@ class Job:
     @property
     def tool(self) -> str:
         return self.spec.name
+
+
+@dataclass(frozen=True)
+class Ran:
+    """A tool that ran and returned, its result not yet recorded (``resolve_deferred``)."""
+
+    job: Job
+    claim: Acquired
+    result: Any
+    began: float  # perf_counter() when the claim's answer came, for the report
 
 
 def _now() -> datetime:
@@ -188,14 +199,80 @@ class Executor:
     ) -> Outcome:
         """Turn a claim into an outcome, running the tool when the claim was acquired."""
         began = time.perf_counter()
-        outcome = self._decide(job, claim, heartbeat)
+        outcome = self._decide(job, claim, heartbeat, defer=False)
+        assert not isinstance(outcome, Ran)
         seconds = time.perf_counter() - began
         self.observer.concluded(Report(job.delivery, outcome, job, claim, seconds))
         return outcome
 
+    def resolve_deferred(
+        self, job: Job, claim: Claim | RetryLater, heartbeat: HeartbeatFn | None = None
+    ) -> Outcome | Ran:
+        """``resolve``, except that a tool that ran and returned is handed back as ``Ran``,
+        unrecorded and unreported: the caller records it with ``record_many`` (or
+        ``record``) before acknowledging its message, then reports it with ``conclude``. A
+        transactional tool still completes in its own transaction, and every other outcome
+        is final and reported, as ``resolve`` makes it.
+        """
+        began = time.perf_counter()
+        outcome = self._decide(job, claim, heartbeat, defer=True)
+        if isinstance(outcome, Ran):
+            return replace(outcome, began=began)
+        seconds = time.perf_counter() - began
+        self.observer.concluded(Report(job.delivery, outcome, job, claim, seconds))
+        return outcome
+
+    def record_many(self, ran: Sequence[Ran]) -> list[Outcome] | None:
+        """Record the results of tools that ran in one store call (``complete_many``).
+
+        An entry whose lease was lost is ``Ack(lease_lost=True)``, as ``resolve`` answers.
+        ``None`` if the call failed (the store unreachable, or any store error): record
+        each with ``record`` then, which retries. Report each outcome with ``conclude``.
+        """
+        requests = [
+            CompleteRequest(
+                r.job.tool, r.job.key, r.claim.token, r.result, self.policy.ttl_for(r.job.spec)
+            )
+            for r in ran
+        ]
+        try:
+            answers = self.store.complete_many(requests)
+        except Exception as exc:
+            if isinstance(exc, StoreUnavailable):
+                self.observer.store_failed(ran[0].job.delivery.queue, "complete")
+            log.warning("could not record %d result(s) at once; one by one: %s", len(ran), exc)
+            return None
+        outcomes: list[Outcome] = []
+        for r, lost in zip(ran, answers, strict=True):
+            if lost is None:
+                outcome = Ack(r.result)
+            else:
+                log.warning("%s:%s: completed after losing the lease", r.job.tool, r.job.key)
+                outcome = Ack(r.result, lease_lost=True)
+            outcomes.append(outcome)
+        return outcomes
+
+    def record(self, ran: Ran, heartbeat: HeartbeatFn | None = None) -> Outcome:
+        """Record one result as ``resolve`` does: retried while the store is down, for a
+        whole lease, with the lease (and ``heartbeat``) kept alive meanwhile. Report the
+        outcome with ``conclude``."""
+        job, claim = ran.job, ran.claim
+        try:
+            lease = self.policy.lease_for(job.spec)
+            with self.heartbeat.beating(lease / 3, self._beater(job, claim, heartbeat)):
+                outcome = self._complete(job, claim, ran.result)
+        except Exception as exc:  # a store error that is no outage: as if the tool raised it
+            outcome = self._failed(job, claim, exc, self.policy.max_attempts_for(job.spec))
+        return outcome
+
+    def conclude(self, ran: Ran, outcome: Outcome) -> None:
+        """Report how a delivery whose result was recorded later ended (``Observer``)."""
+        seconds = time.perf_counter() - ran.began
+        self.observer.concluded(Report(ran.job.delivery, outcome, ran.job, ran.claim, seconds))
+
     def _decide(
-        self, job: Job, claim: Claim | RetryLater, heartbeat: HeartbeatFn | None
-    ) -> Outcome:
+        self, job: Job, claim: Claim | RetryLater, heartbeat: HeartbeatFn | None, defer: bool
+    ) -> Outcome | Ran:
         if isinstance(claim, RetryLater):
             return claim
         if isinstance(claim, Cached):
@@ -222,7 +299,7 @@ class Executor:
             return RetryLater(
                 self._busy_delay(claim, job.delivery), spend_attempt=False, why="busy", cause="busy"
             )
-        return self._run(job, claim, heartbeat)
+        return self._run(job, claim, heartbeat, defer)
 
     def _busy_delay(self, claim: Busy, delivery: Delivery) -> float:
         # A duplicate of a fast tool should get its cached answer soon, not after the whole
@@ -230,7 +307,9 @@ class Executor:
         recheck = BUSY_RECHECK_FIRST * 2.0 ** min(max(delivery.receive_count - 1, 0), 16)
         return min(claim.retry_after, recheck * (0.5 + random.random() / 2))
 
-    def _run(self, job: Job, claim: Acquired, heartbeat: HeartbeatFn | None) -> Outcome:
+    def _run(
+        self, job: Job, claim: Acquired, heartbeat: HeartbeatFn | None, defer: bool
+    ) -> Outcome | Ran:
         spec, max_attempts = job.spec, self.policy.max_attempts_for(job.spec)
         if claim.attempt > max_attempts or job.delivery.receive_count > self.policy.max_receives:
             # Earlier owners claimed and never finished: this message kills its worker.
@@ -252,24 +331,16 @@ class Executor:
             logger=_tool_logger(spec.name),
         )
 
-        def beat() -> None:
-            try:
-                self.store.extend(job.tool, job.key, claim.token, lease)
-            except StoreUnavailable:
-                self.observer.store_failed(job.delivery.queue, "extend")
-                raise
-            self.observer.lease_extended(job)
-            if heartbeat is not None:
-                heartbeat()
-
         self.observer.tool_started(job, claim.attempt)
         began = time.perf_counter()
         try:
-            with self.heartbeat.beating(lease / 3, beat):
+            with self.heartbeat.beating(lease / 3, self._beater(job, claim, heartbeat)):
                 if spec.transactional:
                     return Ack(self._run_transactional(job, claim, ctx))
                 result = spec.handler(job.args, ctx)
                 canonical_json(result)
+                if defer:
+                    return Ran(job, claim, result, began)
                 # Recorded while the heartbeat still beats: a store that comes back renews the
                 # lease before any other worker could take the key over.
                 return self._complete(job, claim, result)
@@ -282,6 +353,22 @@ class Executor:
             return self._failed(job, claim, exc, max_attempts)
         finally:
             self.observer.tool_finished(job, time.perf_counter() - began)
+
+    def _beater(self, job: Job, claim: Acquired, heartbeat: HeartbeatFn | None) -> HeartbeatFn:
+        """The beat that keeps ``claim``'s lease alive, and calls ``heartbeat`` after it."""
+        lease = self.policy.lease_for(job.spec)
+
+        def beat() -> None:
+            try:
+                self.store.extend(job.tool, job.key, claim.token, lease)
+            except StoreUnavailable:
+                self.observer.store_failed(job.delivery.queue, "extend")
+                raise
+            self.observer.lease_extended(job)
+            if heartbeat is not None:
+                heartbeat()
+
+        return beat
 
     def _run_transactional(self, job: Job, claim: Acquired, ctx: ToolContext) -> Any:
         if not isinstance(self.store, TransactionalStore):
@@ -460,8 +547,10 @@ class Executor:
                     "attempts": 0, "intent_id": intent_id, "letter_id": letter_id,
                 }  # fmt: skip
                 self.store.fail(tool, key, claim.token, error, self.policy.ttl)
-            elif isinstance(claim, Dead) and claim.error.get("letter_id") and (
-                claim.error.get("intent_id") == intent_id
+            elif (
+                isinstance(claim, Dead)
+                and claim.error.get("letter_id")
+                and (claim.error.get("intent_id") == intent_id)
             ):
                 letter_id = str(claim.error["letter_id"])
         except (StoreUnavailable, LeaseLost) as exc:

@@ -1,18 +1,26 @@
 """One received batch turned into pool tasks: prepare, claim, run, then carry out the outcome.
 
-Standard queues get one task per message, claimed together in one store call. FIFO queues
-get one task per message group, which runs the group's messages in order; a message told
-to retry later holds its group, and the rest of the group is given back untouched so SQS
-delivers it again in order.
+Standard queues get one task per message, claimed together in one store call. A tool that
+ran hands its result to the settler, which records the results of tools that finished close
+together in one store call (``complete_many``) and deletes their messages after that; if
+that call fails, each result is recorded on its own with the executor's retries, on a thread
+of its own that keeps its lease alive. FIFO queues get one task per message group, which runs
+the group's messages in order, each result recorded before the next message starts; a message
+told to retry later holds its group, and the rest of the group is given back untouched so
+SQS delivers it again in order. Transactional tools complete in their own transaction, one
+by one, on either kind of queue.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from intentq.consumers.sqs.pool import Task
 from intentq.consumers.sqs.receiver import Received, SqsQueue
@@ -20,7 +28,7 @@ from intentq.consumers.sqs.settle import Settler
 from intentq.dedup.base import Claim
 from intentq.dlq.base import DeadLetter, DeadLetterStore
 from intentq.errors import TransportError
-from intentq.executor import Executor, Job
+from intentq.executor import Executor, HeartbeatFn, Job, Ran
 from intentq.outcome import Ack, AlreadyDead, Delivery, Outcome, RetryLater, SendToDLQ
 from intentq.retrying import retry_call
 from intentq.sqs.queues import visibility
@@ -35,6 +43,20 @@ DLQ_PAUSES = (0.1, 0.5)
 
 Prepared = Job | SendToDLQ
 Entry = tuple[Received, Prepared]
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A tool's result waiting to be recorded, its delivery's span still open.
+
+    The span was entered in ``context``, a copy of the pool thread's context made for this
+    delivery alone, so the thread that records the result can report the outcome inside it
+    and end it there, while the pool thread has gone on to other messages.
+    """
+
+    ran: Ran
+    span: AbstractContextManager[object]
+    context: contextvars.Context
 
 
 class BatchRunner:
@@ -55,6 +77,10 @@ class BatchRunner:
         self.dlq = dlq
         self.visibility = visibility
         self.stopping = stopping
+        # Results being recorded one by one after a batch call failed, on threads of their own.
+        self._alone = 0
+        self._alone_done = threading.Condition()
+        settler.use_recorder(self)
 
     def plan(self, messages: Sequence[Received]) -> list[Task]:
         """Prepare and claim ``messages``; one task per message, or per FIFO group."""
@@ -68,7 +94,7 @@ class BatchRunner:
             if isinstance(prepared, SendToDLQ):
                 tasks.append(partial(self._dead_on_arrival, message, prepared))
             else:
-                tasks.append(partial(self._run, message, prepared, claims[i]))
+                tasks.append(partial(self._run, message, prepared, claims[i], gather=True))
         return tasks
 
     def give_back(self, messages: Sequence[Received]) -> None:
@@ -147,21 +173,103 @@ class BatchRunner:
                     self.give_back([m for m, _ in group[i + 1 :]])
                     return
 
-    def _run(self, message: Received, job: Job, claim: Claim | RetryLater) -> bool:
-        """Resolve one job and carry out the outcome; ``True`` if the message was held."""
-        lease = self._lease(job)
-        observer = self.executor.observer
+    def _run(
+        self, message: Received, job: Job, claim: Claim | RetryLater, gather: bool = False
+    ) -> bool:
+        """Resolve one job and carry out the outcome; ``True`` if the message was held.
+
+        ``gather``: a result is left to the settler to record with others (``record``).
+        """
+        heartbeat = partial(self._extend_one, message, self._lease(job))
         try:
-            # The tool runs inside the observer's span, so spans of its own nest under it.
-            with observer.processing(job.delivery, job, message.attributes):
-                outcome = self.executor.resolve(
-                    job, claim, heartbeat=partial(self._extend_one, message, lease)
-                )
+            if gather:
+                context = contextvars.copy_context()
+                outcome, span = context.run(self._start, message, job, claim, heartbeat)
+                if isinstance(outcome, Ran):
+                    self.settler.record(message, Pending(outcome, span, context))
+                    return False
+            else:
+                # The tool runs inside the observer's span, so spans of its own nest under it.
+                observer = self.executor.observer
+                with observer.processing(job.delivery, job, message.attributes):
+                    outcome = self.executor.resolve(job, claim, heartbeat=heartbeat)
         except Exception:
             log.exception("handling message %s failed; giving it back", message.message_id)
             self.settler.release(message, GIVE_BACK_DELAY)
             return True
         return self._carry_out(message, outcome)
+
+    def _start(
+        self, message: Received, job: Job, claim: Claim | RetryLater, heartbeat: HeartbeatFn
+    ) -> tuple[Outcome | Ran, AbstractContextManager[object]]:
+        """Resolve inside the delivery's span, which stays open if the result is pending."""
+        span = self.executor.observer.processing(job.delivery, job, message.attributes)
+        span.__enter__()
+        try:
+            outcome = self.executor.resolve_deferred(job, claim, heartbeat=heartbeat)
+        except BaseException as exc:
+            span.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        if not isinstance(outcome, Ran):
+            span.__exit__(None, None, None)
+        return outcome, span
+
+    # -- recording (the settler's Recorder) ----------------------------------------------
+
+    def record(self, entries: Sequence[tuple[Received, Any]]) -> list[bool]:
+        """Record gathered results in one store call; ``True`` where the message may go.
+
+        If the call fails, each result is recorded on its own (``Executor.record``: retried
+        for a lease while the store is down, the lease and the message's visibility kept
+        alive), and its message settled from there.
+        """
+        pending: list[Pending] = [p for _, p in entries]
+        outcomes = self.executor.record_many([p.ran for p in pending])
+        if outcomes is None:
+            with self._alone_done:
+                self._alone += len(entries)
+            for message, p in entries:
+                threading.Thread(
+                    target=p.context.run,
+                    args=(self._record_alone, message, p),
+                    name="intentq-sqs-record",
+                    daemon=True,
+                ).start()
+            return [False] * len(entries)
+        done = []
+        for (message, p), outcome in zip(entries, outcomes, strict=True):
+            p.context.run(self._conclude, p, outcome)
+            deletable = isinstance(outcome, Ack)
+            if not deletable:
+                self._carry_out(message, outcome)
+            done.append(deletable)
+        return done
+
+    def join(self, timeout: float | None) -> bool:
+        """Wait until results recorded one by one have been settled; ``False`` on timeout."""
+        with self._alone_done:
+            return self._alone_done.wait_for(lambda: not self._alone, timeout)
+
+    def _record_alone(self, message: Received, p: Pending) -> None:
+        try:
+            heartbeat = partial(self._extend_one, message, self._lease(p.ran.job))
+            outcome = self.executor.record(p.ran, heartbeat)
+            self._conclude(p, outcome)
+            self._carry_out(message, outcome)
+        except Exception:
+            log.exception("recording message %s failed; giving it back", message.message_id)
+            self.settler.release(message, GIVE_BACK_DELAY)
+        finally:
+            with self._alone_done:
+                self._alone -= 1
+                if not self._alone:
+                    self._alone_done.notify_all()
+
+    def _conclude(self, p: Pending, outcome: Outcome) -> None:
+        try:
+            self.executor.conclude(p.ran, outcome)
+        finally:
+            p.span.__exit__(None, None, None)
 
     def _dead_on_arrival(self, message: Received, letter: SendToDLQ) -> bool:
         """A message that never became a job (poison): its letter, inside a span of its own."""

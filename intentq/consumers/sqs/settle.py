@@ -1,10 +1,15 @@
-"""Settling deliveries: deletes and visibility changes, batched by 10 on one thread.
+"""Settling deliveries: completions, deletes and visibility changes, batched by 10 on one thread.
 
 Messages finish one by one on the pool's threads; sending each verdict as it comes would
 cost one SQS call per message. The settler gathers verdicts while more are expected - until ten
 are in hand, the batch's last one came, or none came for a few milliseconds - and sends them
 as ``DeleteMessageBatch`` / ``ChangeMessageVisibilityBatch`` calls, while the worker's main
 thread is already receiving the next batch.
+
+A tool's result is a verdict too: gathered the same way, the results in hand are recorded in
+one store call by the ``Recorder`` (``complete_many``), and only the messages whose
+completion is then durable join that round's delete call. Nothing is deleted before its
+completion was written.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from intentq.consumers.sqs.receiver import Failure, Received, SqsQueue
 from intentq.errors import TransportError
@@ -43,6 +49,22 @@ class SettleStats:
     released: int = 0
     gone: int = 0
     failed: int = 0
+    recorded: int = 0  # completions written by the settler's own store calls
+    record_calls: int = 0
+
+
+class Recorder(Protocol):
+    """Writes gathered completions before their messages are deleted (``BatchRunner``)."""
+
+    def record(self, entries: Sequence[tuple[Received, Any]]) -> list[bool]:
+        """Record each entry's completion; ``True`` where its message may be deleted now
+        (the recorder took care of the others itself)."""
+        ...
+
+    def join(self, timeout: float | None) -> bool:
+        """Wait until completions recorded elsewhere (one by one) have their verdicts in;
+        ``False`` on timeout."""
+        ...
 
 
 class Settler:
@@ -63,7 +85,9 @@ class Settler:
         self._max_linger = max_linger
         self._cond = threading.Condition(threading.Lock())
         self._deletes: list[Received] = []
+        self._records: list[tuple[Received, Any]] = []  # deleted once recorded
         self._releases: list[tuple[Received, int]] = []
+        self._recorder: Recorder | None = None
         self._flushes: list[threading.Event] = []
         self._expected = 0  # verdicts still to come for messages being processed
         self._last = 0.0  # when the latest verdict came
@@ -88,12 +112,24 @@ class Settler:
         with self._cond:
             self._expected += count
 
+    def use_recorder(self, recorder: Recorder) -> None:
+        """``record`` verdicts go to ``recorder`` before their messages are deleted."""
+        self._recorder = recorder
+
     def delete(self, message: Received) -> None:
         """Acknowledge: the message is done with."""
         self.start()
         with self._cond:
             self._deletes.append(message)
-            self._came(len(self._deletes))
+            self._came(len(self._deletes) + len(self._records))
+
+    def record(self, message: Received, completion: Any) -> None:
+        """Record ``completion`` with others gathered meanwhile, then delete the message."""
+        assert self._recorder is not None, "record() needs use_recorder() first"
+        self.start()
+        with self._cond:
+            self._records.append((message, completion))
+            self._came(len(self._deletes) + len(self._records))
 
     def release(self, message: Received, seconds: int) -> None:
         """Give the message back to be delivered again in ``seconds``."""
@@ -103,7 +139,20 @@ class Settler:
             self._came(len(self._releases))
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything queued so far has been sent; ``False`` on timeout."""
+        """Wait until everything queued so far has been sent, completions recorded one by
+        one after a failed batch call included; ``False`` on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._flush_once(timeout):
+            return False
+        if self._recorder is None:
+            return True
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self._recorder.join(left):
+            return False
+        # What those completions decided was queued after the first flush.
+        return self._flush_once(None if deadline is None else deadline - time.monotonic())
+
+    def _flush_once(self, timeout: float | None) -> bool:
         if self._thread is None:
             return True
         done = threading.Event()
@@ -134,16 +183,39 @@ class Settler:
 
     def _run(self) -> None:
         while True:
-            deletes, releases, waiters, stop = self._take()
+            records, deletes, releases, waiters, stop = self._take()
+            if records:
+                deletes = self._recorded(records) + deletes
             self._send(deletes, releases)
             for waiter in waiters:
                 waiter.set()
             if stop:
                 return
 
+    def _recorded(self, records: list[tuple[Received, Any]]) -> list[Received]:
+        """Record the gathered completions; the messages that may be deleted now."""
+        assert self._recorder is not None
+        try:
+            ok = self._recorder.record(records)
+        except Exception:
+            # A bug, not an outage (the recorder falls back by itself): the deliveries
+            # come back and the store answers their duplicates.
+            log.exception("recording %d completion(s) failed", len(records))
+            self.stats.failed += len(records)
+            return []
+        self.stats.record_calls += 1
+        self.stats.recorded += sum(ok)
+        return [message for (message, _), done in zip(records, ok, strict=True) if done]
+
     def _take(
         self,
-    ) -> tuple[list[Received], list[tuple[Received, int]], list[threading.Event], bool]:
+    ) -> tuple[
+        list[tuple[Received, Any]],
+        list[Received],
+        list[tuple[Received, int]],
+        list[threading.Event],
+        bool,
+    ]:
         """Wait for a batch worth sending; take it (all of it, on a flush or the stop)."""
         with self._cond:
             first: float | None = None
@@ -151,11 +223,11 @@ class Settler:
                 everything = bool(self._flushes) or self._stop
                 if (
                     everything
-                    or len(self._deletes) >= MAX_BATCH
+                    or len(self._deletes) + len(self._records) >= MAX_BATCH
                     or len(self._releases) >= MAX_BATCH
                 ):
                     break
-                if not self._deletes and not self._releases:
+                if not self._deletes and not self._releases and not self._records:
                     self._idle = True
                     self._cond.wait()
                     continue
@@ -171,15 +243,20 @@ class Settler:
                 self._cond.wait(due - now)
             self._idle = False
             if everything:
+                records, self._records = self._records, []
                 deletes, self._deletes = self._deletes, []
                 releases, self._releases = self._releases, []
                 waiters, self._flushes = self._flushes, []
-                return deletes, releases, waiters, self._stop
-            deletes = self._deletes[:MAX_BATCH]
-            del self._deletes[:MAX_BATCH]
+                return records, deletes, releases, waiters, self._stop
+            # Recorded completions become deletes: both share one delete call of 10.
+            records = self._records[:MAX_BATCH]
+            del self._records[:MAX_BATCH]
+            room = MAX_BATCH - len(records)
+            deletes = self._deletes[:room]
+            del self._deletes[:room]
             releases = self._releases[:MAX_BATCH]
             del self._releases[:MAX_BATCH]
-            return deletes, releases, [], False
+            return records, deletes, releases, [], False
 
     def _send(self, deletes: list[Received], releases: list[tuple[Received, int]]) -> None:
         if deletes:

@@ -21,7 +21,6 @@ from intentq.outbox.database import OutboxDatabase
 from tests.support.services import SqsServer
 
 
-
 def decisions_table(name: str) -> sa.Table:
     """The application's own table, written in the same transactions as the outbox rows."""
     return sa.Table(
@@ -63,7 +62,9 @@ class Place:
             return [str(k) for k in conn.execute(sa.select(self.decisions.c.key)).scalars()]
 
 
-def drain(client: Any, queue_url: str, expected: int, *, wait: int = 1, rounds: int = 30) -> list[Intent]:
+def drain(
+    client: Any, queue_url: str, expected: int, *, wait: int = 1, rounds: int = 30
+) -> list[Intent]:
     """Receive and delete messages until ``expected`` arrived (or the rounds run out), and
     then one more short receive to see that no extra one follows."""
     intents: list[Intent] = []
@@ -101,7 +102,7 @@ def make_place(
         base: dict[str, Any] = {
             "outbox_url": url, "outbox_table": table, "dedup_url": "memory://",
             "dlq_url": "memory://", "tracing": False, "outbox_poll_interval": 0.2,
-            "outbox_lease": 1.0,
+            "outbox_lease": 10.0,  # a loaded machine must not lose it between renewals
         }  # fmt: skip
         settings = Settings(**{**base, **fields})
         db = OutboxDatabase.from_url(url, table)

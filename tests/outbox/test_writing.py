@@ -57,10 +57,13 @@ def test_a_commit_sends_exactly_one_message_per_intent(place: Place, sqs: Any) -
 def test_an_oversized_envelope_is_refused_inside_the_callers_transaction(place: Place) -> None:
     settings = place.with_(max_message_bytes=2048)
     outbox = Outbox(settings)
-    with pytest.raises(InvalidIntent) as refused, Session(place.engine) as session:
-        with session.begin():
-            session.execute(sa.insert(place.decisions).values(key="big", what="a long letter"))
-            outbox.add(session, "send_letter", {"text": "x" * 4096}, key="big")
+    with (
+        pytest.raises(InvalidIntent) as refused,
+        Session(place.engine) as session,
+        session.begin(),
+    ):
+        session.execute(sa.insert(place.decisions).values(key="big", what="a long letter"))
+        outbox.add(session, "send_letter", {"text": "x" * 4096}, key="big")
     assert refused.value.reason == "too_large"
     assert "over the limit of 2048" in str(refused.value) and "INTENTQ_MAX_MESSAGE_BYTES" in str(
         refused.value

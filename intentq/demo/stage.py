@@ -28,8 +28,9 @@ QUEUE = "intentq-demo"
 STORE_FILE = "demo-intentq.db"  # store and DLQ
 BROKER_FILE = "demo-broker.db"
 TOOLS_FILE = "demo-tools.db"
+AGENT_FILE = "demo-agent.db"  # the agent's own database: its decisions and the outbox table
 LOG_FILE = "demo.log"
-DATABASES = (STORE_FILE, BROKER_FILE, TOOLS_FILE)
+DATABASES = (STORE_FILE, BROKER_FILE, TOOLS_FILE, AGENT_FILE)
 SQLITE_SIDECARS = ("", "-journal", "-wal", "-shm")
 
 
@@ -50,6 +51,9 @@ def demo_settings(directory: Path) -> Settings:
         max_attempts=5,
         backoff_base=0.2,
         backoff_max=1.0,
+        outbox_url=f"sqlite:///{directory.resolve() / AGENT_FILE}",
+        # A relay killed mid-batch holds the table this long before the next one takes over.
+        outbox_lease=1.0,
     )
 
 

@@ -16,6 +16,7 @@ from rich.rule import Rule
 
 from intentq.dedup.base import State
 from intentq.demo.checks import Check, run_checks
+from intentq.demo.outbox import act_outbox, outbox_checks
 from intentq.demo.report import (
     checks_table,
     dead_letter_table,
@@ -202,11 +203,13 @@ def run_demo(directory: Path, out: Console) -> list[Check]:
         stage.deploy(fixed=False)
         settled_one = act_one(stage, story, out)
         settled_two = act_two(stage, story, out)
+        chapter = act_outbox(stage, story, out)
         out.print(Rule("Final counts"))
         out.print(intents_table(stage, story.sent, "After the fix and the replay"))
         out.print(side_effects_table(stage.world))
-        checks = run_checks(stage, story.sent)
-        checks.insert(0, Check("every intent settled in time", settled_one and settled_two, ""))
+        checks = run_checks(stage, story.sent) + outbox_checks(stage, chapter)
+        settled = settled_one and settled_two and chapter.settled
+        checks.insert(0, Check("every intent settled in time", settled, ""))
         out.print(checks_table(checks))
         out.print(f"took {time.monotonic() - started:.1f}s")
         return checks

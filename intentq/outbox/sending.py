@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from intentq.errors import TransportError, TransportUnavailable
 from intentq.outbox.claims import Marks
 from intentq.sqs.errors import MISSING_QUEUE_CODES, TRANSIENT_CODES, error_code
-from intentq.sqs.queues import MAX_BATCH
+from intentq.sqs.queues import MAX_BATCH, is_fifo
 from intentq.sqs.send import DEFAULT_GROUP, Outgoing, SendFailed, SqsSender, fifo_id
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 DEFER_FIRST = 1.0
 DEFER_MAX = 60.0
 MAX_ATTEMPTS = 10
+# SendMessageBatch calls in flight at once for one standard queue (each of 10 messages).
+SEND_THREADS = 4
 
 
 class RowSender:
@@ -50,6 +53,7 @@ class RowSender:
         self._sqs: SqsSender | None = None
         self._celery_app = celery_app
         self._producer: Producer | None = None
+        self._threads: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     def send(self, rows: list[OutboxRow]) -> Marks:
@@ -100,27 +104,39 @@ class RowSender:
             for row in rows:
                 marks.failed[row.id] = f"unknown queue: {exc}"
             return
-        # Batch by batch, so that an outage midway keeps what the earlier batches sent.
-        for start in range(0, len(rows), MAX_BATCH):
-            chunk = rows[start : start + MAX_BATCH]
-            outgoing = [_outgoing(row) for row in chunk]
-            try:
-                message_ids = sender.send_many(queue, outgoing)
-            except SendFailed as exc:
-                refused = {int(ref): why for ref, why in exc.failed.items()}
+        # Batch by batch, so that an outage midway keeps what the other batches sent. A FIFO
+        # queue's batches go one after another (their groups' order); a standard queue's
+        # several at once, as SQS keeps no order there anyway.
+        chunks = [rows[i : i + MAX_BATCH] for i in range(0, len(rows), MAX_BATCH)]
+        if is_fifo(queue) or len(chunks) == 1:
+            results = [_attempt(sender, queue, chunk) for chunk in chunks]
+        else:
+            results = list(self._pool().map(lambda c: _attempt(sender, queue, c), chunks))
+        held: BaseException | None = None
+        for chunk, result in zip(chunks, results, strict=True):
+            if isinstance(result, SendFailed):
+                refused = {int(ref): why for ref, why in result.failed.items()}
                 for row in chunk:
                     why = refused.get(row.id)
                     if why is None:
                         marks.sent[row.id] = None
                     else:
                         _refused(marks, row, why, transient=why.split(":", 1)[0] in TRANSIENT_CODES)
-                continue
-            except TransportUnavailable:
-                raise
-            except TransportError as exc:
-                raise TransportUnavailable(str(exc)) from exc
-            for row, message_id in zip(chunk, message_ids, strict=True):
-                marks.sent[row.id] = message_id
+            elif isinstance(result, BaseException):
+                held = held or result
+            else:
+                for row, message_id in zip(chunk, result, strict=True):
+                    marks.sent[row.id] = message_id
+        if held is not None:
+            if isinstance(held, TransportUnavailable):
+                raise held
+            raise TransportUnavailable(str(held)) from held
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="intentq-relay")
+            return self._threads
 
     # -- Celery ------------------------------------------------------------------------
 
@@ -146,12 +162,23 @@ class RowSender:
             return self._producer
 
     def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown()
+            self._threads = None
         if self._producer is not None:
             self._producer.close()
             self._producer = None
         if self._own_client and self._sqs_client is not None:
             self._sqs_client.close()
             self._sqs_client, self._sqs, self._own_client = None, None, False
+
+
+def _attempt(sender: SqsSender, queue: str, chunk: list[OutboxRow]) -> list[str] | Exception:
+    """One ``SendMessageBatch``: the message ids, or what went wrong."""
+    try:
+        return sender.send_many(queue, [_outgoing(row) for row in chunk])
+    except (SendFailed, TransportError) as exc:
+        return exc
 
 
 def _outgoing(row: OutboxRow) -> Outgoing:

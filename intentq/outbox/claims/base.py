@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from intentq.outbox.table import OutboxRow, RowState, now_sql
 
@@ -97,7 +98,20 @@ def write_marks(conn: sa.Connection, table: sa.Table, dialect: str, marks: Marks
     c, now = table.c, now_sql(dialect)
     by_id = c.id == sa.bindparam("row_id")
     attempt = c.attempts + 1
-    if marks.sent:
+    if marks.sent and dialect == "postgresql":
+        # One statement for the whole batch: the ids and message ids as two arrays.
+        sent = sa.select(
+            sa.func.unnest(sa.bindparam("ids", type_=ARRAY(sa.BigInteger))).label("id"),
+            sa.func.unnest(sa.bindparam("mids", type_=ARRAY(sa.Text))).label("mid"),
+        ).subquery()
+        conn.execute(
+            sa.update(table).where(c.id == sent.c.id).values(
+                state=RowState.SENT.value, sent_at=now, attempts=attempt, error=None,
+                message_id=sent.c.mid,
+            ),
+            {"ids": list(marks.sent), "mids": list(marks.sent.values())},
+        )  # fmt: skip
+    elif marks.sent:
         conn.execute(
             sa.update(table).where(by_id).values(
                 state=RowState.SENT.value, sent_at=now, attempts=attempt, error=None,

@@ -29,6 +29,9 @@ class SkipLocked:
     def batch(self, limit: int) -> Iterator[Batch]:
         db = self.db
         with db.begin() as conn:
+            # A mark lost to a database crash only means the rows are sent again (and the
+            # keys dedup them): the relay's commits need not wait for the WAL flush.
+            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             query = pending_rows(db.table, db.dialect, limit).with_for_update(skip_locked=True)
             rows = [OutboxRow.of(r) for r in conn.execute(query)]
             rows = in_group_order(conn, db.table, rows)

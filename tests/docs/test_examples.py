@@ -415,6 +415,79 @@ def test_the_stub_broker_runs_a_users_tool_test_without_services(example: Exampl
     assert stub.booked == ["15:00"]
 
 
+def _outbox_table(url: str, env: Env) -> Any:
+    """The outbox table made as `intentq init` makes it, in the application's database."""
+    from intentq.connections import open_outbox_for
+    from intentq.migrations import upgrade
+
+    env(outbox_url=url, tracing="false")
+    db = open_outbox_for(Settings.load())
+    upgrade(db.schema_target)
+    return db
+
+
+def test_the_outbox_commits_a_booking_and_its_intent_together(
+    example: Example, env: Env, sqs_queue: tuple[Any, str], tmp_path: Path
+) -> None:
+    from sqlalchemy import create_engine
+
+    from intentq.outbox import Relay
+
+    write = example("outbox_write")
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    db = _outbox_table(url, env)
+    engine = create_engine(url)
+    example("myapp.db").metadata.create_all(engine)
+    settings = Settings.load()
+    write.book(engine, settings, "conv7-call1", "15:00")
+    with pytest.raises(Exception, match="UNIQUE"):  # the booking fails: no intent either
+        write.book(engine, settings, "conv7-call1", "16:00")
+    with Relay(settings, db=db) as relay:
+        assert relay.drain().sent == 1
+    client, queue_url = sqs_queue
+    assert [(i.key, i.args) for i in drain(client, queue_url, 1)] == [
+        ("conv7-call1", {"slot": "15:00"})
+    ]
+    engine.dispose()
+    db.close()
+
+
+def test_the_outbox_takes_an_async_session(
+    example: Example, env: Env, pg_url: str, unique: str
+) -> None:
+    pytest.importorskip("greenlet", reason="SQLAlchemy's asyncio needs greenlet")
+    import asyncio
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from intentq.outbox.ops import stats
+
+    writer = example("outbox_async")
+    env(outbox_table=f"docs_outbox_{unique}")
+    db = _outbox_table(pg_url, env)
+    metadata = example("myapp.db").metadata
+    sync = create_engine(pg_url)
+    metadata.create_all(sync)
+
+    async def run() -> None:
+        engine = create_async_engine(pg_url)
+        await writer.book(engine, Settings.load(), f"async-{unique}", "09:00")
+        await engine.dispose()
+
+    try:
+        asyncio.run(run())
+        assert stats(db).pending == 1
+    finally:
+        metadata.drop_all(sync)
+        with sync.begin() as conn:
+            for name in (db.table.name, f"{db.table.name}_relay", f"{db.table.name}_version"):
+                conn.execute(text(f'DROP TABLE IF EXISTS "{name}" CASCADE'))
+            conn.execute(text(f'DROP FUNCTION IF EXISTS "{db.table.name}_notify"()'))
+        sync.dispose()
+        db.close()
+
+
 def test_every_example_is_tested_here() -> None:
     source = Path(__file__).read_text()
     names = sorted(

@@ -5,13 +5,15 @@ and error classes; a call then costs one execute on the driver's connection inst
 pass through SQLAlchemy's execution machinery (which costs more than the statement itself).
 Connections come from a ``Keeper``, which keeps a few checked out between calls.
 
-PostgreSQL (``Driver``, psycopg 3): every call is one autocommit statement. Batch claims use
-psycopg's pipeline mode: every entry's claim statement goes out before any answer is read,
-one round trip for the batch. The server runs them in order in one implicit transaction that
-ends at the batch's Sync. Entries run in key order, so workers claiming overlapping batches
-lock rows in the same order and cannot deadlock; a later entry sees what an earlier one wrote
-(the same key twice: Busy). Batch completions are one UPDATE over arrays of the entries
-(``Statements.complete_many``), also in key order; a key given again goes in a second one.
+PostgreSQL (``Driver``, psycopg 3): every call is one autocommit statement. A batch of claims
+is one statement over arrays of the entries (``Statements.claim_many``): new keys inserted in
+key order, so workers claiming overlapping batches lock rows in the same order and cannot
+deadlock, the other keys read; an entry that can take a record over, or that lost a race (the
+same key twice in the batch: the second), claims again on its own. One statement costs the
+client and the server far less than a pipeline of one claim per entry (psycopg's Python per
+statement, the server's per-statement overhead). Batch completions are one UPDATE over arrays
+of the entries (``Statements.complete_many``), also in key order; a key given again goes in a
+second one.
 
 SQLite (``SqliteDriver``, the stdlib ``sqlite3``) runs in autocommit too: a statement needs
 no BEGIN, as a writing statement takes the write lock when it starts (waiting out
@@ -76,12 +78,20 @@ class Driver:
         self._token_at = self.claim_columns.index("token")
         self._attempts_at = self.claim_columns.index("attempts")
         self.takeover = Compiled(statements.claim_takeover, dialect)
+        assert statements.claim_many is not None
+        self.claim_many_sql = Compiled(statements.claim_many, dialect)
+        many_columns = tuple(c.name for c in statements.claim_many.selected_columns)
+        self._many_key_at = many_columns.index("store_key")
+        # A batch row without its store_key reads like a claim statement's row.
+        assert many_columns[: self._many_key_at] + many_columns[self._many_key_at + 1 :] == (
+            self.claim_columns
+        )
         self.finish = Compiled(statements.finish, dialect)
         assert statements.complete_many is not None
         self.finish_many = Compiled(statements.complete_many, dialect)
         self.release = Compiled(statements.release, dialect)
         self.extend = Compiled(statements.extend, dialect)
-        self.batches = psycopg.Pipeline.is_supported()  # claim_many in one round trip
+        self.batches = True  # claim_many is one statement
         self._store = store
         # Connections of a pool shared with transactions are switched to autocommit and back.
         own = store.autocommit_pool
@@ -122,19 +132,40 @@ class Driver:
         return outcome
 
     def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim | None]:
-        """Claims in request order, pipelined; ``None`` where a claim must ask again alone
-        (a concurrent claim won a race, or the record can be taken over)."""
+        """Claims in request order, in one statement; ``None`` where a claim must ask again
+        alone (a concurrent claim won a race, or the record can be taken over)."""
         params = batch_params(self._store, requests)
-        # sorted() is stable: the same key twice keeps its order in the batch.
-        order = sorted(range(len(params)), key=lambda i: params[i]["sk"])
-        answers: list[Claim | None] = [None] * len(params)
         with self.keeper.using("claim_many") as held:
-            connection, sql = held.connection, self.claim_sql.sql
-            with connection.pipeline():
-                cursors = [(i, connection.execute(sql, params[i])) for i in order]
-            for i, cursor in cursors:
-                answer = self._answer(cursor.fetchone(), params[i])
-                answers[i] = None if isinstance(answer, _Takeover) else answer
+            cursor = held.cursor
+            cursor.execute(
+                self.claim_many_sql.sql,
+                {
+                    "sks": [p["sk"] for p in params],
+                    "tools": [p["tool_name"] for p in params],
+                    "keys": [p["idem_key"] for p in params],
+                    "fps": [p["fp"] for p in params],
+                    "freshs": [p["fresh"] for p in params],
+                    "leases": [p["lease"] for p in params],
+                    "lives": [p["life"] for p in params],
+                },
+            )
+            rows = cursor.fetchall()
+        at = self._many_key_at
+        inserted: dict[str, Any] = {}
+        current: dict[str, Any] = {}
+        for row in rows:
+            (inserted if row[0] == "ins" else current)[row[at]] = row[:at] + row[at + 1 :]
+        answers: list[Claim | None] = []
+        for p in params:
+            row = inserted.get(p["sk"])
+            if row is not None:
+                # The same key twice: the entry whose token went in has it, the other asks
+                # again (and finds it busy).
+                token = row[self._token_at]
+                answers.append(Acquired(token, 1) if token == p["fresh"] else None)
+                continue
+            answer = self._answer(current.get(p["sk"]), p)
+            answers.append(None if isinstance(answer, _Takeover) else answer)
         return answers
 
     def complete_many(self, entries: Sequence[Mapping[str, Any]]) -> list[bool]:

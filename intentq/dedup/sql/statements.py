@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     Update,
     and_,
+    any_,
     bindparam,
     case,
     delete,
@@ -146,8 +147,9 @@ class Statements:
         self.claim_takeover: Update = self._takeover().returning(t.c.token, t.c.attempts)
         if self.dialect == "postgresql":
             self.claim_first: CompoundSelect[Any] | None = self._pg_claim()
+            self.claim_many: CompoundSelect[Any] | None = self._pg_claim_many()
         else:
-            self.claim_first = None
+            self.claim_first = self.claim_many = None
             self.claim_insert = (
                 sqlite.insert(t)
                 .values(self._new_row(self.now))
@@ -220,6 +222,54 @@ class Statements:
                 record_format=FORMAT,
             )
         )
+
+    def _pg_claim_many(self) -> CompoundSelect[Any]:
+        """A batch's first claim statements in one: insert every new key, read the others.
+
+        ``_pg_claim`` over arrays of the entries (store keys, tools, keys, fingerprints,
+        fresh tokens, leases, lifetimes), rows inserted in key order (so overlapping batches
+        lock in the same order); each row answers with its ``store_key``. As in one claim,
+        the read shares the insert's snapshot: a key a concurrent claim inserted meanwhile
+        answers nothing, and a key given twice in the batch is inserted for its first entry
+        only (its token says which).
+        """
+        t, now = self.table, self.now
+        v = (
+            func.unnest(
+                _p("sks", ARRAY(String)),
+                _p("tools", ARRAY(String)),
+                _p("keys", ARRAY(String)),
+                _p("fps", ARRAY(String)),
+                _p("freshs", ARRAY(String)),
+                _p("leases", ARRAY(Double)),
+                _p("lives", ARRAY(Double)),
+            )
+            .table_valued("sk", "tool", "key", "fp", "fresh", "lease", "life", with_ordinality="n")
+            .render_derived(name="v")
+        )
+        # In key order, and of a key's entries the first goes in.
+        new_rows = select(
+            v.c.sk, v.c.tool, v.c.key, IN_PROGRESS, v.c.fp, v.c.fresh, now + v.c.lease, ONE,
+            null(), null(), now, now, now + v.c.life, FORMAT,
+        ).order_by(v.c.sk, v.c.n)  # fmt: skip
+        columns = [
+            "store_key", "tool", "key", "state", "fingerprint", "token", "lease_until",
+            "attempts", "result", "error", "created_at", "updated_at", "expires_at",
+            "record_format",
+        ]  # fmt: skip
+        claimed = [t.c.store_key, *(t.c[name] for name in CLAIM_COLUMNS)]
+        ins = (
+            postgresql.insert(t)
+            .from_select(columns, new_rows)
+            .on_conflict_do_nothing(index_elements=[t.c.store_key])
+            .returning(*claimed)
+            .cte("ins")
+        )
+        inserted = select(_const("ins").label("src"), *ins.c, now.label("now"))
+        current = select(_const("cur").label("src"), *claimed, now.label("now")).where(
+            t.c.store_key == any_(_p("sks", ARRAY(String)))
+        )
+        return union_all(inserted, current)
 
     def _pg_complete_many(self) -> Update:
         """Completions of a batch in one UPDATE, each row fenced by its own token.

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 
 class Reason(enum.StrEnum):
@@ -53,6 +54,8 @@ class LetterFilter:
     since: datetime | None = None  # dead_at >= since
     until: datetime | None = None  # dead_at < until
     ids: tuple[str, ...] = field(default=())
+    # Never replayed, or last replayed before this: a resumed replay skips what it marked.
+    not_replayed_since: datetime | None = None
 
     def matches(self, letter: DeadLetter) -> bool:
         """Whether ``letter`` passes every condition set (for backends that filter in Python)."""
@@ -63,6 +66,9 @@ class LetterFilter:
         if self.reason is not None and letter.reason != self.reason:
             return False
         if self.error_type is not None and letter.error_type != self.error_type:
+            return False
+        replayed, fence = letter.last_replayed_at, self.not_replayed_since
+        if fence is not None and replayed is not None and replayed >= fence:
             return False
         dead_at = letter.dead_at
         if self.since is not None and (dead_at is None or dead_at < self.since):
@@ -84,6 +90,60 @@ class Page:
 
 # Inside the store classes ``list`` names their method, not the type.
 Letters = list[DeadLetter]
+
+# The age windows stats counts letters in, as --since takes them: each letter in the first
+# window its age fits, the rest (and a letter without a time) in OLDER.
+AGE_WINDOWS: tuple[tuple[str, timedelta], ...] = (
+    ("1h", timedelta(hours=1)),
+    ("1d", timedelta(days=1)),
+    ("7d", timedelta(days=7)),
+    ("30d", timedelta(days=30)),
+)
+OLDER = "older"
+AGE_LABELS = (*(label for label, _ in AGE_WINDOWS), OLDER)
+
+
+def age_window(dead_at: datetime | None, now: datetime) -> str:
+    """The label of the first of ``AGE_WINDOWS`` a letter dead at ``dead_at`` falls in."""
+    if dead_at is not None:
+        for label, span in AGE_WINDOWS:
+            if dead_at >= now - span:
+                return label
+    return OLDER
+
+
+@dataclass
+class LetterStats:
+    """Counts over the letters a filter selects; letters without a tool count as ``-``."""
+
+    total: int = 0
+    by_tool: Counter[str] = field(default_factory=Counter)
+    by_reason: Counter[str] = field(default_factory=Counter)
+    by_tool_reason: Counter[tuple[str, str]] = field(default_factory=Counter)
+    by_age: Counter[str] = field(default_factory=Counter)  # AGE_LABELS
+    oldest: datetime | None = None
+    newest: datetime | None = None
+
+    def add(
+        self,
+        tool: str | None,
+        reason: str,
+        age: str,
+        count: int,
+        oldest: datetime | None,
+        newest: datetime | None,
+    ) -> None:
+        """Count ``count`` letters of one tool, reason and age window, dead in [oldest, newest]."""
+        tool = tool or "-"
+        self.total += count
+        self.by_tool[tool] += count
+        self.by_reason[reason] += count
+        self.by_tool_reason[(tool, reason)] += count
+        self.by_age[age] += count
+        if oldest is not None and (self.oldest is None or oldest < self.oldest):
+            self.oldest = oldest
+        if newest is not None and (self.newest is None or newest > self.newest):
+            self.newest = newest
 
 
 class DeadLetterStore(ABC):
@@ -142,8 +202,33 @@ class DeadLetterStore(ABC):
 
     def delete_many(self, filter: LetterFilter | None = None) -> int:
         """Remove every matching letter (every letter for ``None``); returns how many."""
-        # Deleting behind the cursor is safe: a page starts after the last id already seen.
+        # Deleting behind the cursor is safe: a page starts after the last letter already seen.
         return sum(1 for letter in self.iter(filter) if self.delete(letter.id))
+
+    def delete_in_batches(
+        self, filter: LetterFilter | None = None, size: int = 1000
+    ) -> Iterator[int]:
+        """Remove every matching letter, yielding how many went after each step.
+
+        Each step is done before it is yielded, so stopping anywhere leaves the rest matching
+        and running again removes only them. Here one ``delete_many`` (one scan on SQS); the
+        SQL store deletes ``size`` letters per transaction, oldest first.
+        """
+        yield self.delete_many(filter)
+
+    def stats(self, filter: LetterFilter | None = None, now: datetime | None = None) -> LetterStats:
+        """Counts by tool, reason and age window (``AGE_WINDOWS`` before ``now``).
+
+        Here one pass over the matching letters, page by page; the SQL store asks one
+        aggregate query and reads no letter.
+        """
+        now = now or datetime.now(UTC)
+        stats = LetterStats()
+        for letter in self.iter(filter):
+            dead_at = letter.dead_at
+            reason = str(letter.reason)
+            stats.add(letter.tool, reason, age_window(dead_at, now), 1, dead_at, dead_at)
+        return stats
 
     def create_schema(self) -> None:  # noqa: B027 - optional hook
         """Create the table or queue the backend needs; idempotent."""

@@ -1,9 +1,14 @@
-"""Purge dead letters by id, by age or all of them; returns how many went."""
+"""Purge dead letters by id, by age or all of them; returns how many went.
+
+A purge by age or of all letters deletes in batches (on SQL, one transaction each) and
+reports progress after each: memory holds one batch, and a purge stopped anywhere is
+finished by running it again, which finds only the letters left.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +16,8 @@ from intentq.dlq.base import DeadLetterStore, LetterFilter
 
 _AGE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*\Z", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# Letters deleted per batch by a purge by age or of all letters.
+PURGE_BATCH = 1000
 
 
 def parse_age(text: str) -> timedelta:
@@ -33,11 +40,14 @@ def purge(
     all_letters: bool = False,
     filter: LetterFilter | None = None,
     now: datetime | None = None,
+    batch_size: int = PURGE_BATCH,
+    on_progress: Callable[[int], None] | None = None,
 ) -> int:
     """Delete the letters named by exactly one of ``ids``, ``older_than`` or ``all_letters``.
 
     ``older_than`` removes letters dead before ``now - older_than``; ``filter`` narrows
-    ``older_than`` and ``all_letters`` further (a tool, a reason). Returns the number deleted.
+    ``older_than`` and ``all_letters`` further (a tool, a reason). Returns the number deleted;
+    ``on_progress`` gets the number deleted so far after each batch.
     """
     chosen = sum([bool(ids), older_than is not None, all_letters])
     if chosen != 1:
@@ -50,5 +60,10 @@ def purge(
             raise ValueError("older_than must not be negative")
         cutoff = (now or datetime.now(UTC)) - older_than
         until = min(cutoff, base.until) if base.until is not None else cutoff
-        return dlq.delete_many(replace(base, until=until))
-    return dlq.delete_many(base)
+        base = replace(base, until=until)
+    deleted = 0
+    for step in dlq.delete_in_batches(base, batch_size):
+        deleted += step
+        if on_progress is not None:
+            on_progress(deleted)
+    return deleted

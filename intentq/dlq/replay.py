@@ -17,12 +17,13 @@ import enum
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from itertools import islice
 
 from intentq.config.settings import Settings
 from intentq.dedup.base import DedupStore, State
-from intentq.dlq.base import DeadLetter, DeadLetterStore
+from intentq.dlq.base import DeadLetter, DeadLetterStore, LetterFilter
 from intentq.errors import InvalidIntent
 from intentq.intent import Intent
 
@@ -62,9 +63,13 @@ class ReplayResult:
     detail: str = ""
 
 
+_PROBLEMS = (Action.REFUSED, Action.WOULD_REFUSE, Action.FAILED)
+
+
 @dataclass
 class ReplaySummary:
-    """Counts per outcome (a dry run counts what it would do) and every result in order."""
+    """Counts per outcome (a dry run counts what it would do) and every result in order
+    (with ``problems_only``, only the refused and failed ones: memory stays bounded)."""
 
     replayed: int = 0  # including reset+replayed
     skipped: int = 0
@@ -72,9 +77,11 @@ class ReplaySummary:
     failed: int = 0
     results: list[ReplayResult] = field(default_factory=list)
     dry_run: bool = False
+    problems_only: bool = False
 
     def add(self, result: ReplayResult) -> None:
-        self.results.append(result)
+        if not self.problems_only or result.action in _PROBLEMS:
+            self.results.append(result)
         replayed = (
             Action.REPLAYED,
             Action.RESET_REPLAYED,
@@ -239,18 +246,21 @@ def replay(
     on_result: Callable[[ReplayResult], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    problems_only: bool = False,
 ) -> ReplaySummary:
     """Replay ``letters`` through ``send(letter, to)``; see the module docstring.
 
     ``limit`` caps the letters looked at (whatever their outcome), ``rate`` the sends per
     second. ``keep`` marks replayed letters instead of removing them. A failure on one letter
     is recorded as ``failed`` and the replay goes on. ``letters`` is consumed: an iterator
-    with a ``close`` (a store's ``iter``) is closed at the end.
+    with a ``close`` (a store's ``iter``) is closed at the end. ``problems_only`` keeps only
+    refused and failed results in the summary (``on_result`` still sees every one), so a
+    replay of a million letters from a store's ``iter`` holds one page at a time.
     """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
     pacer = _Pacer(rate, clock, sleep)
-    summary = ReplaySummary(dry_run=dry_run)
+    summary = ReplaySummary(dry_run=dry_run, problems_only=problems_only)
     letters = iter(letters)
     try:
         for letter in islice(letters, limit):
@@ -264,6 +274,19 @@ def replay(
         if close is not None:
             close()
     return summary
+
+
+def as_of(f: LetterFilter, when: datetime) -> LetterFilter:
+    """``f`` held to the letters there were at ``when``: dead before it, not replayed since.
+
+    A replay of it stopped anywhere (SIGKILL, Ctrl-C) is finished by replaying it again with
+    the same ``when``: letters it removed are gone and letters it marked (``keep``) are
+    skipped, so none is sent twice, but for the one a crash caught between send and mark
+    (the dedup store absorbs that copy); letters dead since, such as a replayed message that
+    failed again, are left for a later replay instead of being sent round again.
+    """
+    until = min(f.until, when) if f.until is not None else when
+    return replace(f, until=until, not_replayed_since=when)
 
 
 @contextmanager

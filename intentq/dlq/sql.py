@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -14,10 +14,13 @@ from sqlalchemy import ColumnElement, Connection, Engine, RowMapping
 from intentq.config.redact import redacted
 from intentq.dedup.sql.engine import ProcessPools
 from intentq.dlq.base import (
+    AGE_WINDOWS,
+    OLDER,
     DeadLetter,
     DeadLetterStore,
     LetterFilter,
     Letters,
+    LetterStats,
     Page,
     Reason,
 )
@@ -27,6 +30,26 @@ from intentq.intent import new_intent_id
 
 if TYPE_CHECKING:
     from intentq.migrations import Target
+
+# Letters a purge deletes per transaction: a batch's ids are all it holds in memory, and
+# stopping anywhere loses at most the batch under way (its transaction rolls back).
+PURGE_BATCH = 1000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def cursor_of(dead_at: datetime, letter_id: str) -> str:
+    """A page's cursor: ``MICROSECONDS:ID``, the last letter's ``(dead_at, id)``."""
+    micros = (dead_at.astimezone(UTC) - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros}:{letter_id}"
+
+
+def parse_cursor(cursor: str) -> tuple[datetime, str]:
+    """``(dead_at, id)`` from ``cursor_of``; ``DLQError`` for anything else (an id alone, as
+    intentq before revision 2 of the table gave, is not a cursor any more)."""
+    micros, sep, letter_id = cursor.partition(":")
+    if not sep or not letter_id or not micros.lstrip("-").isdigit():
+        raise DLQError(f"not a cursor of the SQL DLQ: {cursor!r}")
+    return _EPOCH + timedelta(microseconds=int(micros)), letter_id
 
 
 def _storable(value: Any) -> Any:
@@ -101,7 +124,11 @@ class SqlDeadLetterStore(DeadLetterStore):
         c = self.table.c
         out: list[ColumnElement[bool]] = []
         if cursor is not None:
-            out.append(c.id > cursor)
+            # After (dead_at, id): a range on the index's dead_at, ties on it broken by id.
+            # Written out rather than as a row comparison, which SQLite plans less well.
+            dead_at, last_id = parse_cursor(cursor)
+            out.append(c.dead_at >= dead_at)
+            out.append(sa.or_(c.dead_at > dead_at, c.id > last_id))
         if f is None:
             return out
         if f.ids:
@@ -116,7 +143,21 @@ class SqlDeadLetterStore(DeadLetterStore):
             out.append(c.dead_at >= f.since)
         if f.until is not None:
             out.append(c.dead_at < f.until)
+        if f.not_replayed_since is not None:
+            fence = f.not_replayed_since
+            out.append(sa.or_(c.last_replayed_at.is_(None), c.last_replayed_at < fence))
         return out
+
+    def page_query(self, f: LetterFilter | None, cursor: str | None, limit: int) -> sa.Select[Any]:
+        """The SELECT behind ``list`` (and a tool's EXPLAIN): matching letters after
+        ``cursor``, oldest first, one range of one index."""
+        c = self.table.c
+        return (
+            sa.select(self.table)
+            .where(*self._where(f, cursor))
+            .order_by(c.dead_at, c.id)
+            .limit(limit)
+        )
 
     def _upsert(self, values: dict[str, Any]) -> sa.Executable:
         """One INSERT; the same id again (a letter copied from another store) replaces it."""
@@ -160,17 +201,12 @@ class SqlDeadLetterStore(DeadLetterStore):
     def list(
         self, filter: LetterFilter | None = None, limit: int = 100, cursor: str | None = None
     ) -> Page:
-        query = (
-            sa.select(self.table)
-            .where(*self._where(filter, cursor))
-            .order_by(self.table.c.id)
-            .limit(limit + 1)  # one more tells whether another page exists
-        )
+        query = self.page_query(filter, cursor, limit + 1)  # one more: is there another page?
         with self._conn() as conn:
             rows = conn.execute(query).mappings().all()
         letters = [self._letter(r) for r in rows[:limit]]
-        more = len(rows) > limit
-        return Page(letters, letters[-1].id if more and letters else None)
+        last = letters[-1] if len(rows) > limit and letters else None
+        return Page(letters, cursor_of(last.dead_at, last.id) if last and last.dead_at else None)
 
     def get(self, letter_id: str) -> DeadLetter:
         with self._conn() as conn:
@@ -184,9 +220,12 @@ class SqlDeadLetterStore(DeadLetterStore):
         return self._letter(row)
 
     def count(self, filter: LetterFilter | None = None) -> int:
-        query = sa.select(sa.func.count()).select_from(self.table).where(*self._where(filter, None))
         with self._conn() as conn:
-            return int(conn.execute(query).scalar_one())
+            return int(conn.execute(self.count_query(filter)).scalar_one())
+
+    def count_query(self, filter: LetterFilter | None) -> sa.Select[Any]:
+        """The SELECT behind ``count``: a range of the filter's index, read alone."""
+        return sa.select(sa.func.count()).select_from(self.table).where(*self._where(filter, None))
 
     def delete(self, letter_id: str) -> bool:
         with self._conn(write=True) as conn:
@@ -197,6 +236,64 @@ class SqlDeadLetterStore(DeadLetterStore):
         with self._conn(write=True) as conn:
             result = conn.execute(self.table.delete().where(*self._where(filter, None)))
         return int(result.rowcount)
+
+    def delete_in_batches(
+        self, filter: LetterFilter | None = None, size: int = PURGE_BATCH
+    ) -> Iterator[int]:
+        """Delete matching letters ``size`` at a time, oldest first, one transaction each.
+
+        Each batch is the next index range after the previous one's last ``(dead_at, id)``:
+        no batch walks over the entries of letters already deleted, and memory holds one
+        batch's ids. A run stopped anywhere has deleted whole batches; running it again
+        finds only the letters left.
+        """
+        if size < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        c = self.table.c
+        cursor: str | None = None
+        while True:
+            keys = sa.select(c.id, c.dead_at).where(*self._where(filter, cursor))
+            keys = keys.order_by(c.dead_at, c.id).limit(size)
+            with self._conn(write=True) as conn:
+                batch = conn.execute(keys).all()
+                if not batch:
+                    return
+                ids = [row.id for row in batch]
+                deleted = conn.execute(self.table.delete().where(c.id.in_(ids))).rowcount
+            yield int(deleted)
+            if len(batch) < size:
+                return
+            cursor = cursor_of(batch[-1].dead_at, batch[-1].id)
+
+    def stats(self, filter: LetterFilter | None = None, now: datetime | None = None) -> LetterStats:
+        """One aggregate query: letters grouped by tool, reason and age window, with their
+        count and first and last ``dead_at``. The indexes hold all four columns, so a
+        database that can answers from an index alone (PostgreSQL's index-only scan)."""
+        stats = LetterStats()
+        with self._conn() as conn:
+            for tool, reason, age, n, oldest, newest in conn.execute(self.stats_query(filter, now)):
+                stats.add(tool, str(reason), str(age), int(n), oldest, newest)
+        return stats
+
+    def stats_query(self, filter: LetterFilter | None, now: datetime | None) -> sa.Select[Any]:
+        """The aggregate behind ``stats``: (tool, reason, age window, count, min, max)."""
+        now = now or datetime.now(UTC)
+        c = self.table.c
+        window = sa.case(
+            *((c.dead_at >= now - span, sa.literal(label)) for label, span in AGE_WINDOWS),
+            else_=sa.literal(OLDER),
+        ).label("age_window")
+        query: sa.Select[Any] = (
+            sa.select(
+                c.tool, c.reason, window,
+                sa.func.count().label("n"), sa.func.min(c.dead_at), sa.func.max(c.dead_at),
+            )
+            .where(*self._where(filter, None))
+            # The window by its name: PostgreSQL would take the CASE's parameters, bound
+            # again in GROUP BY, for another expression.
+            .group_by(c.tool, c.reason, sa.literal_column("age_window"))
+        )  # fmt: skip
+        return query
 
     def mark_replayed(self, letter_id: str) -> DeadLetter:
         c = self.table.c
@@ -221,7 +318,7 @@ class SqlDeadLetterStore(DeadLetterStore):
                 query = (
                     sa.select(self.table)
                     .where(self.table.c.id.endswith(suffix, autoescape=True))
-                    .order_by(self.table.c.id)
+                    .order_by(self.table.c.dead_at, self.table.c.id)
                 )
                 found[suffix] = [self._letter(r) for r in conn.execute(query).mappings()]
         return found

@@ -53,7 +53,7 @@ def dead_letter_table(name: str = DEFAULT_TABLE, metadata: MetaData | None = Non
     table = Table(
         name,
         metadata if metadata is not None else MetaData(),
-        # UUIDv7 text: time-ordered, so the primary key is also the "oldest first" order.
+        # UUIDv7 text; with dead_at it orders letters "oldest first" (ties broken by id).
         Column("id", String(200), primary_key=True),
         Column("body", LargeBinary, nullable=False),
         Column("reason", String(32), nullable=False),
@@ -72,8 +72,11 @@ def dead_letter_table(name: str = DEFAULT_TABLE, metadata: MetaData | None = Non
         Column("replay_count", Integer, nullable=False, default=0),
         Column("last_replayed_at", UtcDateTime),
     )
-    # The filters an operator uses, each paired with id so a filtered page is an index range.
-    Index(f"ix_{name}_tool", table.c.tool, table.c.id)
-    Index(f"ix_{name}_reason", table.c.reason, table.c.id)
-    Index(f"ix_{name}_dead_at", table.c.dead_at)
+    # Each filter an operator uses, then (dead_at, id): a filtered page is one index range.
+    # The trailing tool and reason never change the order (id is unique): they let stats
+    # group by tool, reason and age from the index alone.
+    c = table.c
+    Index(f"ix_{name}_tool_dead_at", c.tool, c.dead_at, c.id, c.reason)
+    Index(f"ix_{name}_reason_dead_at", c.reason, c.dead_at, c.id, c.tool)
+    Index(f"ix_{name}_dead_at_id", c.dead_at, c.id, c.tool, c.reason)
     return table

@@ -61,6 +61,18 @@ def create_index_concurrently(name: str, table: str, columns: Sequence[str]) -> 
         op.execute(index_sql(name, table, columns, dialect))
 
 
+def drop_index_concurrently(name: str) -> None:
+    """Drop an index (if it is there) without blocking the table's readers and writers:
+    ``CONCURRENTLY`` in an autocommit block on PostgreSQL, a plain ``DROP`` on SQLite."""
+    context = op.get_context()
+    quote = context.impl.dialect.identifier_preparer.quote
+    if context.dialect.name != "postgresql":
+        op.execute(f"DROP INDEX IF EXISTS {quote(name)}")
+        return
+    with context.autocommit_block():
+        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {quote(name)}")
+
+
 def table_exists(table: str) -> bool:
     """Whether ``table`` is there already: asked of the database, or, when printing SQL, of
     what the runner found (``config.attributes["adopt"]``)."""

@@ -21,8 +21,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import NullPool
 
-from intentq.errors import SchemaMismatch
-from intentq.migrations.versions import Family, SchemaTooNew, Version, problem
+from intentq.errors import SchemaMismatch, SchemaTooNew
+from intentq.migrations.versions import Family, Version, problem
 
 # An upgrade whose ALTER gave up waiting for its lock (online.LOCK_TIMEOUT) tries again this
 # many times, a little later each time, before it reports the failure.
@@ -32,6 +32,8 @@ LOCK_RETRY_DELAY = 1.0
 LOCK_NOT_AVAILABLE = "55P03"
 # Milliseconds an SQLite upgrade waits for another process's write lock.
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+# Seconds between tries for the PostgreSQL advisory lock another upgrade holds.
+ADVISORY_LOCK_POLL = 0.05
 
 
 @dataclass(frozen=True)
@@ -299,7 +301,12 @@ def _locked(target: Target) -> Iterator[Connection]:
         if target.engine.dialect.name == "postgresql":
             with target.engine.connect() as conn:
                 key = _lock_key(target)
-                conn.execute(select(func.pg_advisory_lock(key)))
+                # Wait by trying, holding no snapshot between tries: a session blocked in
+                # pg_advisory_lock holds one, and a CREATE INDEX CONCURRENTLY in the holder's
+                # upgrade waits for every older snapshot; the two would deadlock.
+                while not conn.execute(select(func.pg_try_advisory_lock(key))).scalar():
+                    conn.commit()
+                    time.sleep(ADVISORY_LOCK_POLL)
                 conn.commit()
                 try:
                     yield conn

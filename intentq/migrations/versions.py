@@ -20,6 +20,7 @@ from intentq.errors import (
     OutboxError,
     OutboxUnavailable,
     SchemaMismatch,
+    SchemaTooNew,
     StoreUnavailable,
 )
 
@@ -72,21 +73,8 @@ class Family:
 
 
 DEDUP = Family("dedup", "dedup table", 2, StoreUnavailable, DedupError)
-DLQ = Family("dlq", "dead-letter table", 1, DLQUnavailable, DLQError)
+DLQ = Family("dlq", "dead-letter table", 2, DLQUnavailable, DLQError)
 OUTBOX = Family("outbox", "outbox table", 1, OutboxUnavailable, OutboxError)
-
-
-class SchemaTooNew(SchemaMismatch):
-    """The database is at a revision newer than this code, and this code cannot use it."""
-
-    def __init__(self, what: str, found: Version, needed: int) -> None:
-        super().__init__(what, str(found), str(needed))
-        # Running `intentq init` cannot help: the database is ahead, the code is behind.
-        self.args = (
-            f"the {what} has version {found}, which needs intentq written for version "
-            f"{found.compat} or later; this intentq is written for {needed}: upgrade intentq",
-        )
-        self.compat = found.compat
 
 
 def problem(what: str, found: Version | None, needed: int) -> SchemaMismatch | None:
@@ -94,5 +82,5 @@ def problem(what: str, found: Version | None, needed: int) -> SchemaMismatch | N
     if found is None or found.number < needed:
         return SchemaMismatch(what, None if found is None else str(found), str(needed))
     if found.number > needed and found.compat > needed:
-        return SchemaTooNew(what, found, needed)
+        return SchemaTooNew(what, str(found), str(found.compat), str(needed))
     return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from typing import Annotated
 
 import typer
@@ -31,7 +32,13 @@ dlq_app = typer_app(
 DEFAULT_LIMIT = 50
 
 
-@dlq_app.command("list", epilog="Example:  intentq dlq list --tool book_slot --since 1d --json")
+@dlq_app.command(
+    "list",
+    epilog=examples(
+        "intentq dlq list --tool book_slot --since 1d --json",
+        "intentq dlq list --reason exhausted --cursor 1764662400123456:01a2265c-...   (next page)",
+    ),
+)
 def list_letters(
     tool: ToolOpt = None,
     reason: ReasonOpt = None,
@@ -41,19 +48,26 @@ def list_letters(
     limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most N letters.")] = (
         DEFAULT_LIMIT
     ),
+    cursor: Annotated[
+        str | None,
+        typer.Option("--cursor", help="Start after this page: the cursor the previous one gave."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """List dead letters, oldest first."""
+    """List dead letters, oldest first, a page at a time."""
     from intentq.connections import opened_dlq
     from intentq.ops.serialize import letter_summary
 
     f = letter_filter(tool, reason, error_type, since, until)
     with opened_dlq(load_settings()) as dlq:
-        page = dlq.list(f, limit=limit)
-        total = dlq.count(f) if page.cursor is not None else len(page.letters)
+        page = dlq.list(f, limit=limit, cursor=cursor)
+        alone = page.cursor is None and cursor is None
+        total = len(page.letters) if alone else dlq.count(f)
     letters = [letter_summary(letter) for letter in page.letters]
     if as_json:
-        print_json({"letters": letters, "shown": len(letters), "total": total})
+        print_json(
+            {"letters": letters, "shown": len(letters), "total": total, "cursor": page.cursor}
+        )
         return
     rows = [
         (
@@ -67,6 +81,8 @@ def list_letters(
     out.print(table(None, columns, rows))
     more = f" (--limit {limit}; {total} match)" if total > len(rows) else ""
     out.print(f"{len(rows)} letter(s){more}")
+    if page.cursor is not None:
+        out.print(f"next page: --cursor {page.cursor}", markup=False)
 
 
 @dlq_app.command(
@@ -115,8 +131,9 @@ def stats(
     since: SinceOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Count dead letters by tool and by reason."""
+    """Count dead letters by tool, by reason and by age."""
     from intentq.connections import opened_dlq
+    from intentq.dlq.base import AGE_LABELS
     from intentq.ops.stats import letter_stats
 
     f = letter_filter(tool, reason, since=since)
@@ -128,6 +145,7 @@ def stats(
                 "total": counts.total,
                 "by_tool": dict(counts.by_tool.most_common()),
                 "by_reason": dict(counts.by_reason.most_common()),
+                "by_age": {label: counts.by_age[label] for label in AGE_LABELS},
                 "by_tool_reason": [
                     {"tool": t, "reason": r, "count": n}
                     for (t, r), n in counts.by_tool_reason.most_common()
@@ -145,6 +163,10 @@ def stats(
     out.print(table("by tool and reason", ("tool", "reason", "count"), rows))
     by_reason = ", ".join(f"{r} {n}" for r, n in counts.by_reason.most_common()) or "none"
     out.print(f"total {counts.total}; by reason: {by_reason}")
+    spans = ["within 1h", *(f"{a} to {b}" for a, b in pairwise(AGE_LABELS[:-1])), "older"]
+    pairs = zip(spans, AGE_LABELS, strict=True)
+    ages = ", ".join(f"{span} {counts.by_age[label]}" for span, label in pairs)
+    out.print(f"by age: {ages}")
     out.print(f"oldest {when(counts.oldest)}, newest {when(counts.newest)}")
 
 

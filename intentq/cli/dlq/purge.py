@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -10,13 +12,14 @@ import typer
 
 from intentq.cli.common import JsonFlag, load_settings, usage
 from intentq.cli.exits import CliError, ExitCode
-from intentq.cli.output import console, examples, print_json
-from intentq.cli.selectors import find_letters
+from intentq.cli.output import console, examples, note, print_json
+from intentq.cli.selectors import ReasonOpt, ToolOpt, find_letters, letter_filter
 from intentq.dlq.base import LetterFilter
 from intentq.ops.durations import parse_duration
 
 PURGE_EPILOG = examples(
     "intentq dlq purge --older-than 7d --yes",
+    "intentq dlq purge --older-than 2d --tool book_slot --reason exhausted --yes",
     "intentq dlq purge 01a2265c-16c3-7000-b9f7-36db9bee8ffe",
     "intentq dlq purge 36db9bee8ffe 5d0c31a7e2b4 --yes   (shortened ids: the last 8+ characters)",
     "intentq dlq purge --all --dry-run",
@@ -35,6 +38,8 @@ def purge(
         typer.Option("--older-than", help="Letters dead longer ago than this (30m, 12h, 7d)."),
     ] = None,
     all_letters: Annotated[bool, typer.Option("--all", help="Every letter.")] = False,
+    tool: ToolOpt = None,
+    reason: ReasonOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Count what would go; delete nothing.")
@@ -43,7 +48,9 @@ def purge(
 ) -> None:
     """Delete dead letters for good: by id, by age, or all of them.
 
-    Asks for confirmation unless --yes; without a terminal to ask on, refuses (exit 2).
+    --tool and --reason narrow --older-than and --all. Asks for confirmation unless --yes;
+    without a terminal to ask on, refuses (exit 2). Deletes in batches, each for good once
+    reported: a purge that stops is finished by running it again.
     """
     from intentq.connections import opened_dlq
     from intentq.dlq.purge import purge as run_purge
@@ -51,6 +58,9 @@ def purge(
     ids = tuple(letter_ids or ())
     if sum([bool(ids), older_than is not None, all_letters]) != 1:
         raise usage("say which letters to purge: letter ids, --older-than DURATION, or --all")
+    narrowed = letter_filter(tool, reason)
+    if ids and narrowed != LetterFilter():
+        raise usage("--tool and --reason narrow --older-than or --all, not letter ids")
     age = None
     if older_than is not None:
         try:
@@ -65,20 +75,32 @@ def purge(
             f = LetterFilter(ids=ids)
         else:
             # Letters dead after this moment were not counted or confirmed: left alone.
-            f = LetterFilter(until=now - age if age else now)
+            f = replace(narrowed, until=now - age if age else now)
         count = dlq.count(f)
         if count == 0 or dry_run:
             _report(0, count, dry_run, as_json)
             return
         if not yes:
             _confirm(count)
+        progress = None if as_json else _progress(count)
         if ids:
             deleted = run_purge(dlq, ids=ids)
         elif age is not None:
-            deleted = run_purge(dlq, older_than=age, now=now)
+            deleted = run_purge(dlq, older_than=age, filter=narrowed, now=now, on_progress=progress)
         else:
-            deleted = run_purge(dlq, all_letters=True, filter=f)
+            deleted = run_purge(dlq, all_letters=True, filter=f, on_progress=progress)
     _report(deleted, count, False, as_json)
+
+
+def _progress(count: int) -> Callable[[int], None]:
+    """A line on stderr per batch, so a long purge shows it is moving (stdout stays the
+    result)."""
+
+    def progress(deleted: int) -> None:
+        if deleted < count:
+            note(f"purged {deleted} of {count} dead letter(s) so far")
+
+    return progress
 
 
 def _confirm(count: int) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from intentq.cli.common import JsonFlag, TransportOpt, check_broker, load_settings, usage
 from intentq.cli.exits import CliError
-from intentq.cli.output import console, examples, print_json, table
+from intentq.cli.output import console, examples, note, print_json, table
 from intentq.cli.selectors import (
     ErrorTypeOpt,
     ReasonOpt,
@@ -21,6 +22,7 @@ from intentq.cli.selectors import (
     has_conditions,
     letter_filter,
 )
+from intentq.ops.durations import parse_instant
 
 if TYPE_CHECKING:
     from intentq.dlq.base import DeadLetter
@@ -30,6 +32,8 @@ REPLAY_EPILOG = examples(
     "intentq dlq replay --reason schema --dry-run",
     "intentq dlq replay --tool book_slot --since 2h --rate 20",
     "intentq dlq replay --all --limit 100 --json",
+    "intentq dlq replay --reason exhausted --as-of 2026-12-01T09:30:00.123456+00:00"
+    "   (continue a replay that stopped)",
     "intentq dlq replay 01a2265c-16c3-7000-b9f7-36db9bee8ffe --keep",
     "intentq dlq replay 36db9bee8ffe   (a shortened id: its last 8+ characters)",
 )
@@ -63,6 +67,14 @@ def replay(
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep replayed letters (marked) instead of removing.")
     ] = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Only letters dead before this ISO time and not replayed since: continue a "
+            "replay that stopped, with the time it printed when it began.",
+        ),
+    ] = None,
     transport: TransportOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -72,8 +84,13 @@ def replay(
     the store has completed meanwhile is skipped (the side effect happened); a failed key is
     reset first. A crash between sending and removing is safe: the next replay's duplicate is
     deduplicated. Exits 1 if any letter failed.
+
+    --all and filters take the letters there are when the replay begins, page by page; one
+    that stops (a crash, Ctrl-C) is continued by running it again with the --as-of time it
+    printed: letters already replayed are not sent again.
     """
     from intentq.connections import opened_dlq, opened_store
+    from intentq.dlq.replay import as_of as held_to
     from intentq.dlq.replay import producer_send
     from intentq.dlq.replay import replay as run_replay
 
@@ -88,6 +105,12 @@ def replay(
         raise usage("give letter ids, or --all, or filters: not several")
     if all_letters and has_conditions(f):
         raise usage("--all replays every letter: drop it to use filters")
+    if ids and as_of is not None:
+        raise usage("--as-of goes with --all or filters, not with letter ids")
+    try:
+        start = datetime.now(UTC) if as_of is None else parse_instant(as_of)
+    except ValueError as exc:
+        raise usage(f"--as-of: {exc}") from None
     settings = check_broker(load_settings(transport=transport))
     with (
         opened_dlq(settings) as dlq,
@@ -99,13 +122,22 @@ def replay(
             letters = find_letters(dlq, ids)  # all exist, or nothing is sent
             total = len(letters)
         else:
+            # Letters dead from now on (a replayed message failing again) wait for another
+            # replay; the same --as-of continues this one.
+            f = held_to(f, start)
             letters = dlq.iter(f)
             total = dlq.count(f)
+            if not dry_run and not as_json:
+                note(
+                    f"replaying letters dead before {start.isoformat()}; if this stops, run it "
+                    f"again with --as-of {start.isoformat()} to continue"
+                )
         total = min(total, limit) if limit is not None else total
         with _progress(total, dry_run, as_json) as on_result:
             summary = run_replay(
                 dlq, store, letters, send,
                 to=to, dry_run=dry_run, rate=rate, limit=limit, keep=keep, on_result=on_result,
+                problems_only=not as_json,
             )  # fmt: skip
     _summarise(summary, as_json)
     if summary.failed:

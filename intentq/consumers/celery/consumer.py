@@ -24,6 +24,7 @@ from intentq.consumers.celery.task import TRANSPORT
 from intentq.dlq.base import DeadLetter, Reason
 from intentq.errors import InvalidIntent
 from intentq.intent import Intent, canonical_json
+from intentq.outcome import Delivery, SendToDLQ
 
 log = logging.getLogger("intentq.celery")
 
@@ -114,6 +115,22 @@ def _raw_letter(app: Any, message: Any, reason: Reason, error_type: str, text: s
     )  # fmt: skip
 
 
+def _unknown_tool_letter(app: Any, message: Any, intent: Intent, name: str) -> DeadLetter:
+    """The executor's letter for an intent no task here takes: like every refusal, it also
+    leaves the key failed in the store with the letter's id, where a waiter looks."""
+    queue = _queue_of(app, message)
+    delivery = Delivery(TRANSPORT, queue, intent.intent_id)
+    prepared = runtime_of(app).executor().prepare(intent.to_json(), delivery)
+    if isinstance(prepared, SendToDLQ):
+        return prepared.letter
+    # The registry knows the tool, but this app has no task for it: a deployment mismatch.
+    return _letter(
+        app, message, intent.to_json(), Reason.UNKNOWN_TOOL, "UnknownTool",
+        f"unknown tool {intent.tool!r}: no worker on this queue registers {name!r}",
+        tool=intent.tool, key=intent.key, intent_id=intent.intent_id,
+    )  # fmt: skip
+
+
 def _unknown_task_letter(app: Any, message: Any) -> DeadLetter:
     headers = message.headers or {}
     name, task_id = str(headers.get("task", "")), str(headers.get("id", ""))
@@ -129,11 +146,7 @@ def _unknown_task_letter(app: Any, message: Any) -> DeadLetter:
         except (InvalidIntent, TypeError, ValueError):
             pass
         else:
-            return _letter(
-                app, message, intent.to_json(), Reason.UNKNOWN_TOOL, "UnknownTool",
-                f"unknown tool {intent.tool!r}: no worker on this queue registers {name!r}",
-                tool=intent.tool, key=intent.key, intent_id=intent.intent_id,
-            )  # fmt: skip
+            return _unknown_tool_letter(app, message, intent, name)
     body = PlainTask(name, task_id, list(args), dict(kwargs)).to_json()
     return _letter(
         app, message, body, Reason.UNKNOWN_TOOL, "NotRegistered",

@@ -24,6 +24,19 @@ class SchemaMismatch(ConfigError):
         self.what, self.found, self.needed = what, found, needed
 
 
+class SchemaTooNew(SchemaMismatch):
+    """The database is at a revision newer than this code, and this code cannot use it."""
+
+    def __init__(self, what: str, found: str, compat: str, needed: str) -> None:
+        super().__init__(what, found, needed)
+        # Running `intentq init` cannot help: the database is ahead, the code is behind.
+        self.args = (
+            f"the {what} has version {found}, which needs intentq written for version "
+            f"{compat} or later; this intentq is written for {needed}: upgrade intentq",
+        )
+        self.compat = compat
+
+
 class InvalidIntent(IntentqError):
     """A message is not a valid intent envelope; ``reason`` says why in one word."""
 
@@ -71,6 +84,21 @@ class LeaseLost(DedupError):
         self.key = key
         self.token = token
         self.record = record
+
+
+class NewerRecordFormat(DedupError):
+    """A record was written in a format newer than this code reads: a newer intentq wrote it.
+
+    The claim fails, so the transport gives the message back and a newer worker takes it.
+    """
+
+    def __init__(self, found: int, readable: int) -> None:
+        super().__init__(
+            f"a dedup record is in format {found}, written by a newer intentq; this one reads "
+            f"formats up to {readable}: finish upgrading the workers"
+        )
+        self.found = found
+        self.readable = readable
 
 
 class StoreUnavailable(DedupError, TransientError):

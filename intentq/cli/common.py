@@ -169,7 +169,7 @@ def usage(message: str) -> CliError:
 
 def load_app_registry(spec: str) -> Registry:
     """The registry ``spec`` names; like Celery, the working directory is importable."""
-    from intentq.loader import load_registry
+    from intentq.registry import load_registry
 
     cwd = os.getcwd()
     if cwd not in sys.path:

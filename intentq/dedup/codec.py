@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from intentq.errors import DedupError
+from intentq.errors import NewerRecordFormat
 
 # The record format this code writes, and the newest it reads.
 RECORD_FORMAT = 1
@@ -22,21 +22,6 @@ LEGACY_FORMAT = 0
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-class NewerRecordFormat(DedupError):
-    """A record was written in a format newer than this code reads: a newer intentq wrote it.
-
-    The claim fails, so the transport gives the message back and a newer worker takes it.
-    """
-
-    def __init__(self, found: int, readable: int = RECORD_FORMAT) -> None:
-        super().__init__(
-            f"a dedup record is in format {found}, written by a newer intentq; this one reads "
-            f"formats up to {readable}: finish upgrading the workers"
-        )
-        self.found = found
-        self.readable = readable
-
-
 def record_format(stated: Any) -> int:
     """The format a record states (``None`` or empty: 0.1's); ``NewerRecordFormat`` if this
     code cannot read it."""
@@ -44,7 +29,7 @@ def record_format(stated: Any) -> int:
         return LEGACY_FORMAT
     found = int(stated)
     if found > RECORD_FORMAT:
-        raise NewerRecordFormat(found)
+        raise NewerRecordFormat(found, RECORD_FORMAT)
     return found
 
 

@@ -10,6 +10,7 @@ which it can use; ``online`` holds what a revision uses to change a busy Postgre
 
 from __future__ import annotations
 
+from intentq.errors import SchemaTooNew
 from intentq.migrations.runner import (
     Applied,
     Status,
@@ -20,7 +21,7 @@ from intentq.migrations.runner import (
     status,
     upgrade,
 )
-from intentq.migrations.versions import DEDUP, DLQ, OUTBOX, Family, SchemaTooNew, Version
+from intentq.migrations.versions import DEDUP, DLQ, OUTBOX, Family, Version
 
 __all__ = [
     # what migrates

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from intentq.dedup.base import Acquired, Busy, Cached, ClaimRequest, Dead, State
-from intentq.dedup.codec import NewerRecordFormat
 from intentq.dedup.redis import RedisDedupStore
+from intentq.errors import NewerRecordFormat
 from tests.upgrade.legacy import FIXTURES
 from tests.upgrade.test_rolling import Fleet, envelope
 

@@ -14,12 +14,11 @@ import pytest
 import sqlalchemy as sa
 
 from intentq.dedup.base import Acquired, Busy, Cached, Dead, State
-from intentq.dedup.codec import NewerRecordFormat
 from intentq.dedup.sql import SqlDedupStore
 from intentq.dlq import DeadLetter
 from intentq.dlq.replay import Action, replay
 from intentq.dlq.sql import SqlDeadLetterStore
-from intentq.errors import SchemaMismatch
+from intentq.errors import NewerRecordFormat, SchemaMismatch
 from intentq.migrations import (
     DEDUP,
     DLQ,

@@ -37,7 +37,7 @@ from intentq.dedup.redis.cluster import ClusterScripts, cluster_client, is_clust
 from intentq.dedup.redis.connections import DirectConnections
 from intentq.dedup.redis.scripts import SCRIPTS, Script
 from intentq.defaults import DEFAULT_LEASE, DEFAULT_TTL
-from intentq.errors import DedupError, LeaseLost, StoreUnavailable
+from intentq.errors import DedupError, LeaseLost, NewerRecordFormat, StoreUnavailable
 
 # For clients built by ``from_url``: fail fast; ping a pooled connection idle this long.
 CONNECT_TIMEOUT = 5.0
@@ -340,5 +340,5 @@ def _claim_reply(reply: Any, token: str, fingerprint: str) -> Claim:
     if code == 5:
         return Mismatch(fingerprint=fingerprint, existing=_text(reply[1]))
     if code == 6:
-        raise codec.NewerRecordFormat(int(reply[1]))
+        raise NewerRecordFormat(int(reply[1]), codec.RECORD_FORMAT)
     raise DedupError(f"unexpected reply from the claim script: {reply!r}")

@@ -27,6 +27,12 @@ COMMANDS = [
     ["dedup", "gc"],
     ["dashboard"],
     ["mcp"],
+    ["relay"],
+    ["outbox"],
+    ["outbox", "stats"],
+    ["outbox", "list"],
+    ["outbox", "retry"],
+    ["outbox", "purge"],
 ]
 
 

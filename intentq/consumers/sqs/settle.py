@@ -6,10 +6,10 @@ are in hand, the batch's last one came, or none came for a few milliseconds - an
 as ``DeleteMessageBatch`` / ``ChangeMessageVisibilityBatch`` calls, while the worker's main
 thread is already receiving the next batch.
 
-A tool's result is a verdict too: gathered the same way, the results in hand are recorded in
-one store call by the ``Recorder`` (``complete_many``), and only the messages whose
-completion is then durable join that round's delete call. Nothing is deleted before its
-completion was written.
+A tool's result is a verdict too: gathered the same way on a thread of its own, the results
+in hand are recorded in one store call by the ``Recorder`` (``complete_many``), and only the
+messages whose completion is then durable are handed on to be deleted. Nothing is deleted
+before its completion was written.
 """
 
 from __future__ import annotations
@@ -68,12 +68,16 @@ class Recorder(Protocol):
 
 
 class Settler:
-    """Takes verdicts from any thread; a background thread sends them in batches.
+    """Takes verdicts from any thread; background threads send them in batches.
 
-    Verdicts wait in two lists under one lock. The sending thread is woken only when it has
+    Verdicts wait in lists under one lock. The sending thread is woken only when it has
     something new to do - the first verdict after an idle spell (to start the linger clock),
     a full batch, the last verdict it was told to expect, a flush or the stop - not by every
     verdict: a batch of quick messages costs two wake-ups and one call.
+
+    Results to record are gathered the same way by a second thread, which records them and
+    hands their messages to the sending thread as deletes: a batch's store call then runs
+    while the previous batch's delete call is on its way, so neither waits for the other.
     """
 
     def __init__(
@@ -83,17 +87,22 @@ class Settler:
         self._call_pauses = CALL_PAUSES[: SETTLE_ATTEMPTS // sdk_attempts(sqs.client) - 1]
         self._linger = linger
         self._max_linger = max_linger
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)  # the sending thread waits on this
+        self._recording = threading.Condition(self._lock)  # the recording thread on this
         self._deletes: list[Received] = []
         self._records: list[tuple[Received, Any]] = []  # deleted once recorded
         self._releases: list[tuple[Received, int]] = []
         self._recorder: Recorder | None = None
         self._flushes: list[threading.Event] = []
+        self._record_flushes: list[threading.Event] = []
         self._expected = 0  # verdicts still to come for messages being processed
         self._last = 0.0  # when the latest verdict came
         self._idle = False  # the thread waits with nothing in hand: a first verdict wakes it
+        self._record_idle = False  # the same, for the recording thread
         self._stop = False
         self._thread: threading.Thread | None = None
+        self._recorder_thread: threading.Thread | None = None
         self.stats = SettleStats()
 
     def start(self) -> None:
@@ -106,6 +115,16 @@ class Settler:
                     target=self._run, name="intentq-sqs-settle", daemon=True
                 )
                 self._thread.start()
+
+    def _start_recording(self) -> None:
+        if self._recorder_thread is not None:
+            return
+        with self._cond:
+            if self._recorder_thread is None:
+                self._recorder_thread = threading.Thread(
+                    target=self._run_records, name="intentq-sqs-record", daemon=True
+                )
+                self._recorder_thread.start()
 
     def expect(self, count: int) -> None:
         """``count`` messages are being processed: their verdicts are worth waiting for."""
@@ -121,15 +140,23 @@ class Settler:
         self.start()
         with self._cond:
             self._deletes.append(message)
-            self._came(len(self._deletes) + len(self._records))
+            self._came(len(self._deletes))
 
     def record(self, message: Received, completion: Any) -> None:
         """Record ``completion`` with others gathered meanwhile, then delete the message."""
         assert self._recorder is not None, "record() needs use_recorder() first"
         self.start()
+        self._start_recording()
         with self._cond:
             self._records.append((message, completion))
-            self._came(len(self._deletes) + len(self._records))
+            self._last = time.monotonic()
+            if self._expected:
+                self._expected -= 1
+            if not self._expected:  # the sending thread may be lingering for this one
+                self._cond.notify()
+            if self._record_idle or len(self._records) == MAX_BATCH or not self._expected:
+                self._record_idle = False
+                self._recording.notify()
 
     def release(self, message: Received, seconds: int) -> None:
         """Give the message back to be delivered again in ``seconds``."""
@@ -142,15 +169,20 @@ class Settler:
         """Wait until everything queued so far has been sent, completions recorded one by
         one after a failed batch call included; ``False`` on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        if not self._flush_once(timeout):
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+        if self._recorder_thread is not None:
+            done = threading.Event()
+            with self._cond:
+                self._record_flushes.append(done)
+                self._recording.notify()
+            if not done.wait(left()):
+                return False
+        if self._recorder is not None and not self._recorder.join(left()):
             return False
-        if self._recorder is None:
-            return True
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not self._recorder.join(left):
-            return False
-        # What those completions decided was queued after the first flush.
-        return self._flush_once(None if deadline is None else deadline - time.monotonic())
+        return self._flush_once(left())
 
     def _flush_once(self, timeout: float | None) -> bool:
         if self._thread is None:
@@ -162,14 +194,17 @@ class Settler:
         return done.wait(timeout)
 
     def close(self, timeout: float | None = None) -> bool:
-        """Send what is queued, then stop the thread."""
+        """Send what is queued, then stop the threads."""
         flushed = self.flush(timeout)
         with self._cond:
-            thread, self._thread = self._thread, None
+            threads = [self._recorder_thread, self._thread]
+            self._thread = self._recorder_thread = None
             self._stop = True
             self._cond.notify()
-        if thread is not None:
-            thread.join(timeout)
+            self._recording.notify()
+        for thread in threads:
+            if thread is not None:
+                thread.join(timeout)
         return flushed
 
     def _came(self, queued: int) -> None:
@@ -183,10 +218,23 @@ class Settler:
 
     def _run(self) -> None:
         while True:
-            records, deletes, releases, waiters, stop = self._take()
-            if records:
-                deletes = self._recorded(records) + deletes
+            deletes, releases, waiters, stop = self._take()
             self._send(deletes, releases)
+            for waiter in waiters:
+                waiter.set()
+            if stop:
+                return
+
+    def _run_records(self) -> None:
+        while True:
+            records, waiters, stop = self._take_records()
+            if records:
+                deletes = self._recorded(records)
+                if deletes:
+                    with self._cond:
+                        self._deletes.extend(deletes)
+                        self._idle = False
+                        self._cond.notify()
             for waiter in waiters:
                 waiter.set()
             if stop:
@@ -207,15 +255,40 @@ class Settler:
         self.stats.recorded += sum(ok)
         return [message for (message, _), done in zip(records, ok, strict=True) if done]
 
+    def _take_records(self) -> tuple[list[tuple[Received, Any]], list[threading.Event], bool]:
+        """Wait for results worth a store call; take them (all of them on a flush or stop)."""
+        with self._cond:
+            first: float | None = None
+            while True:
+                everything = bool(self._record_flushes) or self._stop
+                if everything or len(self._records) >= MAX_BATCH:
+                    break
+                if not self._records:
+                    self._record_idle = True
+                    self._recording.wait()
+                    continue
+                if not self._expected:  # nothing more is coming soon
+                    break
+                now = time.monotonic()
+                if first is None:
+                    first = now
+                due = min(self._last + self._linger, first + self._max_linger)
+                if now >= due:
+                    break
+                self._record_idle = False
+                self._recording.wait(due - now)
+            self._record_idle = False
+            if everything:
+                records, self._records = self._records, []
+                waiters, self._record_flushes = self._record_flushes, []
+                return records, waiters, self._stop
+            records = self._records[:MAX_BATCH]
+            del self._records[:MAX_BATCH]
+            return records, [], False
+
     def _take(
         self,
-    ) -> tuple[
-        list[tuple[Received, Any]],
-        list[Received],
-        list[tuple[Received, int]],
-        list[threading.Event],
-        bool,
-    ]:
+    ) -> tuple[list[Received], list[tuple[Received, int]], list[threading.Event], bool]:
         """Wait for a batch worth sending; take it (all of it, on a flush or the stop)."""
         with self._cond:
             first: float | None = None
@@ -223,11 +296,11 @@ class Settler:
                 everything = bool(self._flushes) or self._stop
                 if (
                     everything
-                    or len(self._deletes) + len(self._records) >= MAX_BATCH
+                    or len(self._deletes) >= MAX_BATCH
                     or len(self._releases) >= MAX_BATCH
                 ):
                     break
-                if not self._deletes and not self._releases and not self._records:
+                if not self._deletes and not self._releases:
                     self._idle = True
                     self._cond.wait()
                     continue
@@ -243,20 +316,15 @@ class Settler:
                 self._cond.wait(due - now)
             self._idle = False
             if everything:
-                records, self._records = self._records, []
                 deletes, self._deletes = self._deletes, []
                 releases, self._releases = self._releases, []
                 waiters, self._flushes = self._flushes, []
-                return records, deletes, releases, waiters, self._stop
-            # Recorded completions become deletes: both share one delete call of 10.
-            records = self._records[:MAX_BATCH]
-            del self._records[:MAX_BATCH]
-            room = MAX_BATCH - len(records)
-            deletes = self._deletes[:room]
-            del self._deletes[:room]
+                return deletes, releases, waiters, self._stop
+            deletes = self._deletes[:MAX_BATCH]
+            del self._deletes[:MAX_BATCH]
             releases = self._releases[:MAX_BATCH]
             del self._releases[:MAX_BATCH]
-            return records, deletes, releases, [], False
+            return deletes, releases, [], False
 
     def _send(self, deletes: list[Received], releases: list[tuple[Received, int]]) -> None:
         if deletes:

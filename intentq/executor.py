@@ -50,6 +50,8 @@ from intentq.retrying import doubling, retry_call
 
 log = logging.getLogger("intentq.executor")
 
+# A message whose key another worker took over comes back after this long (seconds).
+LEASE_LOST_DELAY = 1.0
 # While the store is down after a tool ran, the completion is retried from this pause,
 # doubling to at least this often.
 COMPLETE_RETRY_FIRST = 0.02
@@ -225,7 +227,7 @@ class Executor:
     def record_many(self, ran: Sequence[Ran]) -> list[Outcome] | None:
         """Record the results of tools that ran in one store call (``complete_many``).
 
-        An entry whose lease was lost is ``Ack(lease_lost=True)``, as ``resolve`` answers.
+        An entry whose lease was lost is given back (``fenced``), as ``resolve`` answers.
         ``None`` if the call failed (the store unreachable, or any store error): record
         each with ``record`` then, which retries. Report each outcome with ``conclude``.
         """
@@ -242,15 +244,10 @@ class Executor:
                 self.observer.store_failed(ran[0].job.delivery.queue, "complete")
             log.warning("could not record %d result(s) at once; one by one: %s", len(ran), exc)
             return None
-        outcomes: list[Outcome] = []
-        for r, lost in zip(ran, answers, strict=True):
-            if lost is None:
-                outcome = Ack(r.result)
-            else:
-                log.warning("%s:%s: completed after losing the lease", r.job.tool, r.job.key)
-                outcome = Ack(r.result, lease_lost=True)
-            outcomes.append(outcome)
-        return outcomes
+        return [
+            Ack(r.result) if lost is None else fenced(r.job)
+            for r, lost in zip(ran, answers, strict=True)
+        ]
 
     def record(self, ran: Ran, heartbeat: HeartbeatFn | None = None) -> Outcome:
         """Record one result as ``resolve`` does: retried while the store is down, for a
@@ -348,7 +345,7 @@ class Executor:
             log.warning(
                 "%s:%s lost its lease while running; another worker owns it", job.tool, job.key
             )
-            return Ack(None, cached=False, lease_lost=True)
+            return fenced(job)
         except Exception as exc:
             return self._failed(job, claim, exc, max_attempts)
         finally:
@@ -397,8 +394,7 @@ class Executor:
                 ),
             )
         except LeaseLost:
-            log.warning("%s:%s: completed after losing the lease", job.tool, job.key)
-            return Ack(result, lease_lost=True)
+            return fenced(job)
         except StoreUnavailable as exc:
             log.error("%s:%s ran but could not be recorded: %s", job.tool, job.key, exc)
             return self._outage(str(exc))
@@ -418,7 +414,7 @@ class Executor:
         try:
             self.store.release(job.tool, job.key, claim.token)
         except LeaseLost:
-            return Ack(None, lease_lost=True)
+            return fenced(job)
         except StoreUnavailable as e:
             self.observer.store_failed(job.delivery.queue, "release")
             log.warning(
@@ -446,7 +442,7 @@ class Executor:
         try:
             self.store.fail(job.tool, job.key, claim.token, error, self.policy.ttl_for(job.spec))
         except LeaseLost:
-            return Ack(None, lease_lost=True)
+            return fenced(job)
         except StoreUnavailable as exc:
             self.observer.store_failed(job.delivery.queue, "fail")
             # The letter still goes to the DLQ; the record's lease runs out and a duplicate
@@ -603,3 +599,16 @@ def _tool_logger(tool: str) -> logging.Logger:
 
 def _with_session(ctx: ToolContext, session: Any) -> ToolContext:
     return replace(ctx, session=session)
+
+
+def fenced(job: Job) -> RetryLater:
+    """Another worker took the key over while this one ran: give the message back, never
+    ack it. This delivery may be the message's latest, and the new owner may still hold an
+    older one of its own: acked here, the message could be gone while the new owner has yet
+    to finish (the protocol model's counterexample, docs/reliability/model.md). Delivered
+    again, it finds the key completed (the new owner's result) or busy, and waits."""
+    log.warning("%s:%s: another worker owns the key now; the message goes back", job.tool, job.key)
+    return RetryLater(
+        LEASE_LOST_DELAY, spend_attempt=False, why="lease lost to another worker",
+        cause="lease_lost",
+    )  # fmt: skip

@@ -24,7 +24,6 @@ class Ack:
 
     result: Any
     cached: bool = False
-    lease_lost: bool = False  # another worker took over while this one ran
 
 
 @dataclass(frozen=True)
@@ -32,13 +31,14 @@ class RetryLater:
     """Give the message back to be delivered again in ``delay`` seconds.
 
     ``spend_attempt`` is false when the tool never ran (a live duplicate, a store outage);
-    ``cause`` says which: ``failed`` (the tool raised), ``busy`` or ``store_outage``.
+    ``cause`` says which: ``failed`` (the tool raised), ``busy``, ``store_outage`` or
+    ``lease_lost`` (another worker took the key over while the tool ran).
     """
 
     delay: float
     spend_attempt: bool
     why: str = ""
-    cause: Literal["failed", "busy", "store_outage"] = "failed"
+    cause: Literal["failed", "busy", "store_outage", "lease_lost"] = "failed"
 
 
 @dataclass(frozen=True)

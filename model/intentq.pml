@@ -48,8 +48,8 @@
  * POISON                       an intent whose tool kills its worker every time
  *
  * Switches:
- *   -DGIVE_BACK_ON_LEASE_LOST  a worker told LeaseLost gives its message back (RetryLater)
- *                              instead of acking it; see "Lease lost" in model.md
+ *   -DBROKEN_ACK_ON_LEASE_LOST a worker told LeaseLost acks its message instead of giving
+ *                              it back (RetryLater); see "Lease lost" in model.md
  *   -DBROKEN_ACK_FIRST         acks a successful run before recording its completion
  *   -DBROKEN_NO_FENCE          completes without the token check
  *   -DMAX_STALLS=n             bounds stalls for the liveness runs (see below)
@@ -80,12 +80,13 @@
 #endif
 #define NOBODY 255
 
-/* What a worker does with its message when the store answers LeaseLost. The code acks it:
- * Ack(lease_lost=True), which the SQS consumer deletes and the Celery task acks (Ignore). */
-#ifdef GIVE_BACK_ON_LEASE_LOST
-#define LEASE_LOST RetryLater
-#else
+/* What a worker does with its message when the store answers LeaseLost: the executor's
+ * ``fenced`` gives it back (RetryLater, no attempt spent). Acking it instead, as intentq
+ * 0.1 did, can delete the only message of an unsettled intent. */
+#ifdef BROKEN_ACK_ON_LEASE_LOST
 #define LEASE_LOST AckLeaseLost
+#else
+#define LEASE_LOST RetryLater
 #endif
 
 mtype = { ABSENT, IN_PROGRESS, COMPLETED, FAILED };     /* State */

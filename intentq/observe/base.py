@@ -28,7 +28,7 @@ OUTCOMES = (
     "dead_lettered",  # a letter was written (poison, schema, permanent, exhausted...)
     "deferred_busy",  # another worker holds the key: the message comes back later
     "deferred_store_outage",  # the store could not be reached: nothing was decided
-    "lease_lost",  # the tool ran, but another worker had taken the key over meanwhile
+    "lease_lost",  # the tool ran, but another worker had taken the key over: message given back
 )
 # What ``intentq_dedup_decisions_total{decision}`` counts: the store's answer to a claim.
 DECISIONS = ("acquired", "takeover", "cached", "busy", "mismatch", "dead")
@@ -39,13 +39,13 @@ _NULL_CONTEXT: AbstractContextManager[None] = nullcontext()
 def outcome_label(outcome: Outcome) -> str:
     """One of ``OUTCOMES``."""
     if isinstance(outcome, Ack):
-        if outcome.lease_lost:
-            return "lease_lost"
         return "duplicate" if outcome.cached else "completed"
     if isinstance(outcome, RetryLater):
         if outcome.spend_attempt:
             return "retried"
-        return "deferred_store_outage" if outcome.cause == "store_outage" else "deferred_busy"
+        if outcome.cause in ("store_outage", "lease_lost"):
+            return "deferred_store_outage" if outcome.cause == "store_outage" else "lease_lost"
+        return "deferred_busy"
     if isinstance(outcome, SendToDLQ):
         return "dead_lettered"
     return "duplicate"  # AlreadyDead: one letter is enough

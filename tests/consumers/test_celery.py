@@ -39,7 +39,7 @@ TRANSPORT_OPTIONS = {
     "unacked_restore_interval": 1,
     "unacked_restore_throttle": 1,
 }
-LEASE_LOST = "completed after losing the lease"
+LEASE_LOST = "another worker owns the key now; the message goes back"
 
 
 class CeleryTransport(Transport[Worker]):

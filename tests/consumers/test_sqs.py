@@ -28,7 +28,7 @@ from tests.support.net import wait_until
 from tests.support.services import ROOT, SqsServer
 
 ANSWERED = ("completed", "duplicate")
-LEASE_LOST = "completed after losing the lease"
+LEASE_LOST = "another worker owns the key now; the message goes back"
 
 
 class SqsTransport(Transport[Worker]):

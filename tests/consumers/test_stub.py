@@ -19,7 +19,7 @@ from intentq.dedup.memory import MemoryDedupStore
 from intentq.dlq.memory import MemoryDeadLetterStore
 from intentq.heartbeat import Beat, Beating, Heartbeat
 from intentq.intent import Intent
-from intentq.outcome import Ack
+from intentq.outcome import Ack, RetryLater
 from intentq.policy import Policy
 from tests.celery.conftest import Effects
 from tests.consumers.conftest import fx_env
@@ -96,7 +96,9 @@ class StubTransport(Transport[StubWorker]):
         return finished == [True]
 
     def lease_lost(self, worker: StubWorker) -> bool:
-        return any(isinstance(o, Ack) and o.lease_lost for _, o in list(worker.outcomes))
+        return any(
+            isinstance(o, RetryLater) and o.cause == "lease_lost" for _, o in list(worker.outcomes)
+        )
 
     def answers(self, intents: Sequence[Intent], timeout: float = PATIENCE) -> list[Any]:
         def answer(message_id: str) -> list[Any]:

@@ -33,14 +33,13 @@ from functools import cached_property
 from typing import Any, NoReturn
 
 from celery import Task
-from celery.exceptions import Ignore, Reject
+from celery.exceptions import Reject
 from celery.exceptions import Retry as CeleryRetry
 
 from intentq.consumers.celery.letters import letter_from_json, letter_to_json
 from intentq.consumers.celery.publish import PlainTask
 from intentq.consumers.celery.runtime import Runtime, runtime_of
 from intentq.context import ToolContext
-from intentq.dedup.base import State
 from intentq.dlq.base import DeadLetter, Reason
 from intentq.errors import IntentqError, TransientError
 from intentq.executor import Executor, Job
@@ -227,9 +226,6 @@ class IdempotentTask(Task):  # type: ignore[misc]
         kwargs: dict[str, Any],
     ) -> Any:
         if isinstance(outcome, Ack):
-            if outcome.lease_lost and isinstance(job, Job):
-                # Fenced off: its own result must not land under the task id either.
-                return self._after_lease_lost(runtime, job)
             return outcome.result
         if isinstance(outcome, RetryLater):
             self._retry(outcome.delay, why=outcome.why)
@@ -237,14 +233,6 @@ class IdempotentTask(Task):  # type: ignore[misc]
             return self._dead_letter(runtime, outcome.letter, args, kwargs)
         error = outcome.error
         raise DeadLettered(str(error.get("reason", "dead")), str(error.get("message", "")))
-
-    def _after_lease_lost(self, runtime: Runtime, job: Job) -> Any:
-        # Another delivery owns the key now: hand back its result if it has one, else ack
-        # without writing a result, which would overwrite the owner's under the same task id.
-        record = runtime.executor().store.get(job.tool, job.key)
-        if record is not None and record.state is State.COMPLETED:
-            return record.result
-        raise Ignore()
 
     def _dead_letter(
         self,

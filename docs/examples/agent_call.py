@@ -1,29 +1,33 @@
-"""A model's tool call in, its result out: enqueue under a key, wait for the result."""
+"""A model's tool calls in, their results out: each call becomes an intent, the worker runs
+it once, and the answer goes back as the model's own tool message."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from intentq import Producer, key_for_tool_call
+from intentq import Producer
+from intentq.agents import (
+    InvalidToolCall,
+    intent_from_openai,
+    openai_chat_error,
+    openai_chat_result,
+)
 from intentq.config import Settings
-from intentq.ops import Status, await_result, opened_store
 from myapp.tools import registry
 
 
-def call_tool(conversation_id: str, call_id: str, name: str, arguments: str) -> Any:
-    """Run the model's tool call ``call_id`` once, however often the agent asks."""
+def answer_tool_calls(tool_calls: list[Any], conversation_id: str) -> list[dict[str, Any]]:
+    """The ``role: tool`` messages answering an OpenAI assistant message's tool calls."""
     settings = Settings.load()  # INTENTQ_* variables, intentq.toml
-    key = key_for_tool_call(conversation_id, call_id)  # same call -> same key
+    replies = []
     with Producer(settings, registry) as producer:
-        producer.enqueue(
-            name,
-            json.loads(arguments),
-            key=key,
-            meta={"conversation_id": conversation_id, "tool_call_id": call_id},
-        )
-    with opened_store(settings) as store:
-        done = await_result(store, name, key, timeout=30)  # polls the store
-    if done.status is not Status.COMPLETED:
-        raise RuntimeError(f"{name} {key}: {done.status} {done.error}")
-    return done.result  # a duplicate call gets the first result; the tool ran once
+        for call in tool_calls:
+            try:  # key: conversation + tool + arguments, whatever id the model gave the call
+                intent = intent_from_openai(call, scope=conversation_id, registry=registry)
+            except InvalidToolCall as exc:  # bad JSON, unknown tool, arguments off the schema
+                replies.append(openai_chat_error(call, exc))
+                continue
+            producer.send_intent(intent)
+            done = producer.result(intent, timeout=30)  # woken by the store: no polling
+            replies.append(openai_chat_result(call, done))  # dead or late: an error text
+    return replies

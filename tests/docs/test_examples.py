@@ -6,6 +6,7 @@ store and broker; a snippet that no longer matches the library fails its test.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -239,22 +240,31 @@ def test_an_agents_tool_call_runs_once_however_often_it_is_asked(
     env(dedup_url=redis_url, key_prefix=f"docs-{unique}", dlq_url="memory://")
     worker_example = example("sqs_worker")
     agent = example("agent_call")
-    call = {"id": f"call_{unique}", "name": "book_slot", "arguments": '{"slot": "15:00"}'}
+
+    def call(call_id: str, arguments: str) -> dict[str, Any]:
+        function = {"name": "book_slot", "arguments": arguments}
+        return {"id": call_id, "type": "function", "function": function}
 
     worker, thread = worker_example.start_in_thread(Settings.load())
     try:
-        first = agent.call_tool("conversation-42", call["id"], call["name"], call["arguments"])
-        again = agent.call_tool("conversation-42", call["id"], call["name"], call["arguments"])
+        first = agent.answer_tool_calls([call(f"call_{unique}", '{"slot": "15:00"}')], unique)
+        # The model, asked again, gives the same call a new id (and other spacing)
+        again = agent.answer_tool_calls([call(f"again_{unique}", '{ "slot":"15:00" }')], unique)
+        bad = agent.answer_tool_calls([call(f"bad_{unique}", '{"slot": ')], unique)
     finally:
         worker.stop()
         thread.join(60)
         worker.close()
 
-    assert first == again
-    assert first["booked"] == "15:00"
+    assert [m["role"] for m in first + again + bad] == ["tool", "tool", "tool"]
+    assert [m["tool_call_id"] for m in first + again] == [f"call_{unique}", f"again_{unique}"]
+    result = json.loads(first[0]["content"])
+    assert json.loads(again[0]["content"]) == result
+    assert result["booked"] == "15:00"
+    assert "error" in json.loads(bad[0]["content"])
     store = open_store(redis_url, prefix=f"docs-{unique}")
     try:
-        record = store.get("book_slot", first["idempotency_key"])
+        record = store.get("book_slot", result["idempotency_key"])
     finally:
         store.close()
     assert record is not None

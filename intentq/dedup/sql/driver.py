@@ -6,14 +6,14 @@ pass through SQLAlchemy's execution machinery (which costs more than the stateme
 Connections come from a ``Keeper``, which keeps a few checked out between calls.
 
 PostgreSQL (``Driver``, psycopg 3): every call is one autocommit statement. A batch of claims
-is one statement over arrays of the entries (``Statements.claim_many``): new keys inserted in
-key order, so workers claiming overlapping batches lock rows in the same order and cannot
-deadlock, the other keys read; an entry that can take a record over, or that lost a race (the
-same key twice in the batch: the second), claims again on its own. One statement costs the
-client and the server far less than a pipeline of one claim per entry (psycopg's Python per
-statement, the server's per-statement overhead). Batch completions are one UPDATE over arrays
-of the entries (``Statements.complete_many``), also in key order; a key given again goes in a
-second one.
+is one statement over the entries, sent as one JSON parameter (``Statements.claim_many``):
+new keys inserted in key order, so workers claiming overlapping batches lock rows in the same
+order and cannot deadlock, the other keys read; an entry that can take a record over, or that
+lost a race (the same key twice in the batch: the second), claims again on its own. One
+statement costs the client and the server far less than a pipeline of one claim per entry
+(psycopg's Python per statement, the server's per-statement overhead). Batch completions are
+one UPDATE over the entries (``Statements.complete_many``), also in key order; a key given
+again goes in a second one.
 
 SQLite (``SqliteDriver``, the stdlib ``sqlite3``) runs in autocommit too: a statement needs
 no BEGIN, as a writing statement takes the write lock when it starts (waiting out
@@ -25,6 +25,7 @@ commit for all its writes.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,10 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Dialect
 
     from intentq.dedup.sql.store import SqlDedupStore
+
+
+# A batch's entries go to PostgreSQL as one JSON parameter (``Statements._entries``).
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class Compiled:
@@ -137,18 +142,14 @@ class Driver:
         params = batch_params(self._store, requests)
         with self.keeper.using("claim_many") as held:
             cursor = held.cursor
-            cursor.execute(
-                self.claim_many_sql.sql,
+            batch = [
                 {
-                    "sks": [p["sk"] for p in params],
-                    "tools": [p["tool_name"] for p in params],
-                    "keys": [p["idem_key"] for p in params],
-                    "fps": [p["fp"] for p in params],
-                    "freshs": [p["fresh"] for p in params],
-                    "leases": [p["lease"] for p in params],
-                    "lives": [p["life"] for p in params],
-                },
-            )
+                    "n": n, "sk": p["sk"], "tool": p["tool_name"], "key": p["idem_key"],
+                    "fp": p["fp"], "fresh": p["fresh"], "lease": p["lease"], "life": p["life"],
+                }
+                for n, p in enumerate(params)
+            ]  # fmt: skip
+            cursor.execute(self.claim_many_sql.sql, {"batch": _JSON.encode(batch)})
             rows = cursor.fetchall()
         at = self._many_key_at
         inserted: dict[str, Any] = {}
@@ -179,15 +180,14 @@ class Driver:
             cursor = held.cursor
             while pending:
                 now, pending = _first_of_each_key(entries, pending)
-                cursor.execute(
-                    sql,
+                batch = [
                     {
-                        "sks": [entries[i]["sk"] for i in now],
-                        "owners": [entries[i]["owner"] for i in now],
-                        "results": [entries[i]["new_result"] for i in now],
-                        "ttls": [entries[i]["ttl"] for i in now],
-                    },
-                )
+                        "sk": entries[i]["sk"], "owner": entries[i]["owner"],
+                        "res": entries[i]["new_result"], "ttl": entries[i]["ttl"],
+                    }
+                    for i in now
+                ]  # fmt: skip
+                cursor.execute(sql, {"batch": _JSON.encode(batch)})
                 recorded = {row[0] for row in cursor.fetchall()}
                 for i in now:
                     done[i] = entries[i]["sk"] in recorded

@@ -47,11 +47,14 @@ def worker(
         ),
     ] = None,
     pool: Annotated[
-        str,
+        str | None,
         choice_option(
-            "--pool", POOLS, "Celery only: the worker pool (the SQS worker always runs threads)."
+            "--pool",
+            POOLS,
+            "Celery only: the worker pool (default: threads on the embedded SQLite broker, "
+            "prefork on the others; the SQS worker always runs threads).",
         ),
-    ] = "prefork",
+    ] = None,
     log_level: Annotated[
         str, choice_option("--log-level", LOG_LEVELS, "Log level, in any case.")
     ] = "INFO",

@@ -63,11 +63,19 @@ def node_name() -> str:
     return f"intentq-{os.getpid()}-{secrets.token_hex(3)}@%h"
 
 
+def default_pool(settings: Settings) -> str:
+    """``threads`` on kombu's SQLAlchemy transport (the embedded SQLite broker), else
+    ``prefork``. Without an event loop, prefork children wait for tasks holding a lock the
+    main process needs at exit: one killed there by a SIGTERM to the whole process group
+    would leave the worker hanging. Threads share the main process and exit with it."""
+    return "threads" if settings.broker_url.lower().startswith("sqla+") else "prefork"
+
+
 def run_worker(
     settings: Settings,
     registry: Registry,
     concurrency: int | None = None,
-    pool: str = "prefork",
+    pool: str | None = None,
     *,
     app: Any = None,
     hostname: str | None = None,
@@ -85,6 +93,7 @@ def run_worker(
     with serving_processes(settings):  # before the app: its metrics go to the shared files
         app = app if app is not None else create_app(settings, registry)
         check_at_start(app, settings)
+        pool = pool or default_pool(settings)
         argv = worker_argv(settings, concurrency, pool, hostname=hostname, loglevel=loglevel)
         code = app.start(argv=argv)
     return int(code or 0)
@@ -143,8 +152,12 @@ class ShutdownGrace(bootsteps.StartStopStep):  # type: ignore[misc]
         self.grace = runtime_of(parent.app).settings.shutdown_grace
         self.parent = parent
         self._timer: threading.Timer | None = None
+        self._owns_process = False
 
     def start(self, parent: Any) -> None:
+        # A worker run in a thread of someone else's process (the demo, tests, an embedded
+        # worker) leaves the process to its caller: no SIGQUIT to it, ever.
+        self._owns_process = threading.current_thread() is threading.main_thread()
         worker_shutting_down.connect(self._signalled, weak=False, dispatch_uid=id(self))
 
     def _signalled(self, sender: Any = None, **_: Any) -> None:
@@ -158,7 +171,7 @@ class ShutdownGrace(bootsteps.StartStopStep):  # type: ignore[misc]
 
     def begin(self) -> None:
         """Start counting the grace (once). Runs on the main thread only."""
-        if self._timer is None:
+        if self._timer is None and self._owns_process:
             self._timer = threading.Timer(self.grace, self._expire, args=(os.getpid(),))
             self._timer.daemon = True
             self._timer.start()

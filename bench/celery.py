@@ -22,9 +22,15 @@ the ratio of the medians, the median of the per-round ratios (each intentq round
 plain round just before it) is reported: load that drifts over a run moves both sides of a
 pair alike.
 
-Prints the medians and their ratios; writes bench/results/celery.json.
+``--store postgres`` keeps the dedup records in the local PostgreSQL (a database of the
+benchmark's own) instead of Redis: each task then claims and completes with a statement of its
+own (a Celery task is one message: there is no batch to record together).
+
+Prints the medians and their ratios; writes bench/results/celery.json
+(``celery-postgres.json`` with ``--store postgres``).
 
     .venv/bin/python -m bench.celery [--n 2000] [--rounds 5] [--concurrency 2 8] [--prefetch 1 4]
+                                     [--store redis|postgres]
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ import redis
 from intentq import Registry, ToolContext
 from intentq.config import Settings
 from intentq.consumers.celery import create_app, publish, run_worker
+from intentq.dedup import open_store
 from intentq.dlq import open_dlq
 from intentq.intent import Intent
 
@@ -92,10 +99,17 @@ def define_plain(app: Any) -> None:
             pass
 
 
-def settings_for(prefix: str, tmp: Path) -> Settings:
+# Where the dedup records go: ``--store``.
+STORES = {
+    "redis": f"{REDIS}/{STORE_DB}",
+    "postgres": "postgresql+psycopg://postgres@127.0.0.1:5432/intentq_bench_workers",
+}
+
+
+def settings_for(prefix: str, tmp: Path, store: str = "redis") -> Settings:
     return Settings(
         broker_url=f"{REDIS}/{BROKER_DB}",
-        dedup_url=f"{REDIS}/{STORE_DB}",
+        dedup_url=STORES[store],
         dlq_url=f"sqlite:///{tmp / 'dlq.db'}",
         key_prefix=prefix,
         celery_queue=IDLE_QUEUE,
@@ -128,12 +142,18 @@ def cpu_seconds(pid: int) -> float:
 
 class Bench:
     def __init__(
-        self, n: int, concurrency: int, prefetch: int, tmp: Path, work_us: float = 0.0
+        self,
+        n: int,
+        concurrency: int,
+        prefetch: int,
+        tmp: Path,
+        work_us: float = 0.0,
+        store: str = "redis",
     ) -> None:
         self.n, self.concurrency, self.prefetch, self.tmp = n, concurrency, prefetch, tmp
         self.work_us = work_us
         self.prefix = f"bench-{uuid.uuid4().hex[:8]}"
-        self.settings = settings_for(self.prefix, tmp)
+        self.settings = settings_for(self.prefix, tmp, store)
         self.app = create_app(self.settings, registry)
         self.broker = redis.Redis.from_url(f"{REDIS}/{BROKER_DB}")
         self.hostname = f"bench-{uuid.uuid4().hex[:6]}@localhost"
@@ -215,7 +235,7 @@ class Bench:
 
 def measure(args: argparse.Namespace, concurrency: int, prefetch: int, tmp: Path) -> dict[str, Any]:
     """Alternating rounds of each kind on one worker with these pool and prefetch sizes."""
-    bench = Bench(args.n, concurrency, prefetch, tmp, args.work_us)
+    bench = Bench(args.n, concurrency, prefetch, tmp, args.work_us, args.store)
     kinds = ("plain", "intentq", "busy") if args.work_us > 0 else ("plain", "intentq")
     rounds: dict[str, list[tuple[float, float, float]]] = {kind: [] for kind in kinds}
     try:
@@ -282,6 +302,7 @@ def main() -> None:
         default=100.0,
         help="microseconds of work in the third kind of plain task (0: no such rounds)",
     )
+    parser.add_argument("--store", choices=list(STORES), default="redis", help="the dedup store")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -295,6 +316,13 @@ def main() -> None:
         dlq = open_dlq(settings_for("bench", Path(tmp)).dlq_url)
         dlq.create_schema()
         dlq.close()
+        if args.store == "postgres":
+            from bench.sqs import ensure_pg_database
+
+            ensure_pg_database()
+            store = open_store(STORES["postgres"])
+            store.create_schema()
+            store.close()
         for concurrency in args.concurrency:
             for prefetch in args.prefetch:
                 run = measure(args, concurrency, prefetch, Path(tmp))
@@ -318,7 +346,7 @@ def main() -> None:
     result = {
         "bench": "celery",
         "broker": "redis",
-        "store": "redis",
+        "store": args.store,
         "tool": "no-op",
         "messages_per_round": args.n,
         "rounds": args.rounds,
@@ -333,8 +361,9 @@ def main() -> None:
         "versions": {"celery": celery.__version__, "kombu": kombu.__version__},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "celery.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS / 'celery.json'}")
+    name = "celery.json" if args.store == "redis" else f"celery-{args.store}.json"
+    (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {RESULTS / name}")
 
 
 if __name__ == "__main__":

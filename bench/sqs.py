@@ -6,14 +6,18 @@ just before it, so a change in the machine's load hits both sides of a ratio ali
 
 - raw: one boto3 client, ``receive_message`` (10) then ``delete_message_batch``, in a loop;
 - worker: ``SqsWorker`` with the Redis store, then with the PostgreSQL store: parse,
-  claim the batch in one store call, run the no-op tool, record the result, batch-delete.
+  claim the batch in one store call, run the no-op tool, record the batch's results in one
+  store call, batch-delete;
+- ``postgres-tx``: the PostgreSQL store with a transactional no-op tool, each completing in
+  its own transaction (one by one, as transactional tools do).
 
 The ratio worker/raw is what intentq costs over the broker alone (target >= 0.9x). CPU per
 message, of this process and of the server, is reported too: unlike rates, it hardly moves
 with the machine's load. Keep backlogs to a few thousand: ministack's receive scans its
 whole queue. Writes bench/results/sqs.{json,md}.
 
-    python bench/sqs.py [--n 3000] [--rounds 3] [--concurrency 8 20] [--stores redis postgres]
+    python bench/sqs.py [--n 3000] [--rounds 3] [--concurrency 8 20]
+                        [--stores redis postgres postgres-tx]
 
 ``--profile FILE`` runs cProfile, timing each thread's CPU, in every thread of each worker
 drain (the receive loop, the pool, the settler, the heartbeat) and writes the merged figures
@@ -57,7 +61,7 @@ from tests.support.services import SqsServer
 RESULTS = Path(__file__).resolve().parent / "results"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PG_ADMIN = "host=127.0.0.1 user=postgres dbname=postgres"
-PG_DB = "intentq_bench"
+PG_DB = "intentq_bench_workers"  # its own: other benchmarks drop and fill theirs
 PG_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DB}"
 
 
@@ -68,7 +72,20 @@ def registry() -> Registry:
     def noop(args: dict[str, Any], ctx: ToolContext) -> None:
         return None
 
+    @tools.tool("noop_tx", transactional=True)
+    def noop_tx(args: dict[str, Any], ctx: ToolContext) -> None:
+        return None  # writes nothing of its own: what is left is the transaction's cost
+
     return tools
+
+
+# Which tool each store's drains run, and how the table names them.
+TOOLS = {"redis": "noop", "postgres": "noop", "postgres-tx": "noop_tx"}
+LABELS = {
+    "redis": "Redis store",
+    "postgres": "PostgreSQL store",
+    "postgres-tx": "PostgreSQL store, transactional tool",
+}
 
 
 def ensure_pg_database() -> None:
@@ -79,13 +96,13 @@ def ensure_pg_database() -> None:
             conn.execute(f'CREATE DATABASE "{PG_DB}"')
 
 
-def fill(server: SqsServer, client: Any, n: int) -> str:
+def fill(server: SqsServer, client: Any, n: int, tool: str = "noop") -> str:
     """A fresh queue holding ``n`` no-op intents."""
     url = server.new_queue(f"bench-{uuid.uuid4().hex[:8]}")
     settings = Settings(transport="sqs", sqs_queue=url, sqs_endpoint_url=server.endpoint_url)
     with Producer(settings, sqs_client=client) as producer:
         for start in range(0, n, 500):
-            producer.enqueue_many([("noop", {"i": i}) for i in range(start, min(n, start + 500))])
+            producer.enqueue_many([(tool, {"i": i}) for i in range(start, min(n, start + 500))])
     return url
 
 
@@ -223,13 +240,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=3000, help="messages per drain")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 20])
-    parser.add_argument("--stores", nargs="+", default=["redis", "postgres"])
+    parser.add_argument(
+        "--stores", nargs="+", default=["redis", "postgres", "postgres-tx"], choices=list(TOOLS)
+    )
     parser.add_argument("--profile", metavar="FILE", help="cProfile the worker drains")
     opts = parser.parse_args()
     profiles = ThreadProfiles() if opts.profile else None
     logging.basicConfig(level=logging.WARNING)
-    store_urls = {"redis": REDIS_URL, "postgres": PG_URL}
-    if "postgres" in opts.stores:
+    store_urls = {"redis": REDIS_URL, "postgres": PG_URL, "postgres-tx": PG_URL}
+    if any(store.startswith("postgres") for store in opts.stores):
         ensure_pg_database()
 
     server = SqsServer(free_port(), Path(tempfile.mkdtemp()) / "ministack.log")
@@ -240,7 +259,7 @@ def main() -> None:
     ratios: dict[str, list[float]] = {}
 
     def drain(store: str | None, concurrency: int) -> Drain:
-        url = fill(server, client, opts.n)
+        url = fill(server, client, opts.n, TOOLS[store or "redis"])
         try:
             if store is None:
                 return drain_raw(server, client, url, opts.n)
@@ -255,7 +274,7 @@ def main() -> None:
                 # in the machine's load hits both sides of a ratio alike.
                 raw_drain = drain(None, 0)
                 worker_drain = drain(store, concurrency)
-                label = f"worker, {store}, concurrency {concurrency}"
+                label = f"worker, {LABELS[store]}, concurrency {concurrency}"
                 drains["raw"].append(raw_drain)
                 drains.setdefault(label, []).append(worker_drain)
                 raw, rate = opts.n / raw_drain.seconds, opts.n / worker_drain.seconds

@@ -36,7 +36,10 @@ def test_enqueue_publishes_the_tool_task_with_the_intent_id(
     redis_url: str, broker: redis.Redis, registry: Registry, unique: str
 ) -> None:
     queue = f"producer-{unique}"
-    settings = Settings(transport="celery", broker_url=redis_url, celery_queue=queue)
+    # Tracing off: the envelope exactly as enqueue returns it (traceparent: tests/observe)
+    settings = Settings(
+        transport="celery", broker_url=redis_url, celery_queue=queue, tracing=False
+    )
     try:
         with Producer(settings, registry) as producer:
             intent = producer.enqueue("book", {"slot": "14:00"}, key="via-celery")

@@ -4,6 +4,7 @@ store's calls, and driver errors translated."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 from intentq.config.redact import redacted
 from intentq.errors import DedupError, StoreUnavailable
 from intentq.internals import private_path
+from intentq.retrying import doubling, retry_call
 
 # Seconds a connection attempt may take before the store counts as unreachable.
 CONNECT_TIMEOUT = 5
@@ -98,7 +100,17 @@ def prepare_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            # Switching the mode needs the database to itself, and the switch does not wait
+            # out busy_timeout: with many processes connecting to a new file at once, all but
+            # one would fail with "database is locked". So it is tried again for as long as
+            # busy_timeout; a file already in WAL (it stays so) is left alone.
+            mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                retry_call(
+                    lambda: cursor.execute("PRAGMA journal_mode = WAL"),
+                    retry_on=sqlite3.OperationalError,
+                    pauses=doubling(0.005, 0.1, within=SQLITE_BUSY_TIMEOUT_MS / 1000),
+                )
         finally:
             cursor.close()
 
